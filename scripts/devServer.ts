@@ -1,0 +1,111 @@
+/**
+ * Starts `wrangler dev` as a child process on a free loopback port and waits until it answers.
+ * Used by the end-to-end tests and the benchmark, so both exercise exactly what
+ * `npm run dev` serves. Runs under the Node that runs the caller (`process.execPath`), never
+ * the `node` on PATH: the machine's Node is too old for wrangler.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+export interface DevServer {
+	url: string;
+	port: number;
+	child: ChildProcess;
+	/** Everything wrangler printed so far (stdout and stderr). */
+	output(): string;
+	stop(): Promise<void>;
+}
+
+export interface DevServerOptions {
+	/** Extra `[vars]` overrides, e.g. `{ ENABLE_FAULT_PROCESSORS: "true" }`. */
+	vars?: Record<string, string>;
+	/** Directory for persisted local state (Durable Objects, alarms); a restart with the same one keeps it. */
+	persistTo?: string;
+	/** Port to listen on; default: a free one. */
+	port?: number;
+	/** Wrangler config file; default: the project's wrangler.toml. */
+	config?: string;
+	readyTimeoutMs?: number;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = createServer();
+		server.unref();
+		server.on("error", reject);
+		server.listen(0, "127.0.0.1", () => {
+			const address = server.address();
+			server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+		});
+	});
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+	const port = options.port ?? (await freePort());
+	const args = [
+		join(root, "node_modules/wrangler/bin/wrangler.js"),
+		"dev",
+		"--ip",
+		"127.0.0.1",
+		"--port",
+		String(port),
+		"--inspector-port",
+		String(await freePort()),
+		"--show-interactive-dev-session=false",
+		"--config",
+		options.config ?? join(root, "wrangler.toml"),
+	];
+	if (options.persistTo) args.push("--persist-to", options.persistTo);
+	for (const [name, value] of Object.entries(options.vars ?? {})) args.push("--var", `${name}:${value}`);
+
+	const child = spawn(process.execPath, args, {
+		cwd: root,
+		env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+		stdio: ["ignore", "pipe", "pipe"],
+		detached: true,
+	});
+	let log = "";
+	child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+	child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()));
+	const url = `http://127.0.0.1:${port}`;
+
+	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+	const stop = async () => {
+		if (child.exitCode !== null || child.signalCode !== null) return;
+		try {
+			process.kill(-(child.pid ?? 0), "SIGTERM");
+		} catch {
+			child.kill("SIGTERM");
+		}
+		const timer = setTimeout(() => {
+			try {
+				process.kill(-(child.pid ?? 0), "SIGKILL");
+			} catch {
+				/* already gone */
+			}
+		}, 5000);
+		await exited;
+		clearTimeout(timer);
+	};
+
+	const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
+	while (Date.now() < deadline) {
+		if (child.exitCode !== null) throw new Error(`wrangler dev exited early:\n${log}`);
+		if (log.includes("Ready on")) {
+			try {
+				const res = await fetch(`${url}/health`);
+				if (res.ok) return { url, port, child, output: () => log, stop };
+			} catch {
+				/* not listening yet */
+			}
+		}
+		await new Promise((r) => setTimeout(r, 100));
+	}
+	await stop();
+	throw new Error(`wrangler dev did not become ready in time:\n${log}`);
+}

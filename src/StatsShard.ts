@@ -1,0 +1,49 @@
+import { DurableObject } from "cloudflare:workers";
+import type { TaskStatus } from "./task";
+
+export type StatusCounts = Record<TaskStatus, number>;
+
+/**
+ * One shard of the health counters. Each task's object reports its status changes here, off the
+ * request path; `GET /health` sums the shards. A row per live task (rather than +1/-1 counters)
+ * keeps the counts right when a report is repeated, and `version` drops reports that arrive late.
+ */
+export class StatsShard extends DurableObject<Env> {
+	private readonly sql = this.ctx.storage.sql;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.sql.exec("CREATE TABLE IF NOT EXISTS task_status (id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL)");
+	}
+
+	/** Records a task's status; `null` means the task expired and no longer counts. */
+	report(id: string, version: number, status: TaskStatus | null): void {
+		if (status === null) {
+			this.sql.exec("DELETE FROM task_status WHERE id = ? AND version <= ?", id, version);
+			return;
+		}
+		this.sql.exec(
+			`INSERT INTO task_status (id, version, status) VALUES (?, ?, ?)
+			 ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status
+			 WHERE excluded.version > task_status.version`,
+			id,
+			version,
+			status,
+		);
+	}
+
+	counts(): StatusCounts {
+		const counts: StatusCounts = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, timed_out: 0 };
+		for (const row of this.sql.exec<{ status: TaskStatus; n: number }>("SELECT status, COUNT(*) AS n FROM task_status GROUP BY status")) {
+			counts[row.status] = row.n;
+		}
+		return counts;
+	}
+}
+
+/** The shard that counts task `id` (FNV-1a of the id, so a task always reports to one shard). */
+export function statsShardFor(env: Env, id: string, shards: number): DurableObjectStub<StatsShard> {
+	let hash = 0x811c9dc5;
+	for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193) >>> 0;
+	return env.STATS.getByName(`shard-${hash % shards}`);
+}

@@ -1,0 +1,26 @@
+/** Numeric settings read from `[vars]`, with the defaults that apply when a var is missing or bad. */
+export interface Settings {
+	defaultTtlS: number;
+	queuedRecoveryS: number;
+	maxBodyBytes: number;
+	healthShards: number;
+	processTaskType: string;
+	faultProcessors: boolean;
+}
+
+function positive(raw: string | undefined, fallback: number): number {
+	const n = Number(raw);
+	return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+/** Reads the settings from the worker's env (vars arrive as strings). */
+export function settings(env: Env): Settings {
+	return {
+		defaultTtlS: positive(env.DEFAULT_TTL_S, 3600),
+		queuedRecoveryS: positive(env.QUEUED_RECOVERY_S, 30),
+		maxBodyBytes: positive(env.MAX_BODY_BYTES, 131072),
+		healthShards: Math.floor(positive(env.HEALTH_SHARDS, 16)),
+		processTaskType: env.PROCESS_TASK_TYPE || "sleep",
+		faultProcessors: env.ENABLE_FAULT_PROCESSORS === "true",
+	};
+}

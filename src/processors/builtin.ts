@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { defineProcessor, sleepFor } from "./types";
+
+/**
+ * `sleep`: waits `ms` milliseconds (default 1000) and reports progress on the way. The stand-in
+ * for real work in demos, benchmarks and the seed-compatible `POST /process`; other fields of
+ * the input are accepted and ignored, as the seed template's clients send arbitrary JSON.
+ */
+export const sleep = defineProcessor({
+	input: z.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) }),
+	async run({ ms }, ctx) {
+		const steps = ms >= 1000 ? 10 : 1;
+		for (let i = 1; i <= steps; i++) {
+			await sleepFor(ms / steps, ctx.signal);
+			if (i < steps) ctx.progress((100 * i) / steps);
+		}
+		return { slept_ms: ms };
+	},
+});
+
+/** `echo`: returns its input unchanged, at once. */
+export const echo = defineProcessor({
+	input: z.unknown(),
+	run: async (input) => input,
+});

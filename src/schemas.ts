@@ -1,0 +1,25 @@
+import { z } from "zod";
+import { PRIORITIES } from "./task";
+
+/** Client-chosen task ids: safe in URLs, object names and logs. */
+export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const MAX_WAIT_S = 60;
+
+/** Body of `POST /v1/tasks`. Unknown fields are refused so typos do not pass silently. */
+export const SubmitBody = z.strictObject({
+	type: z.string().min(1).max(64),
+	input: z.json().optional(),
+	id: z.string().regex(TASK_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -").optional(),
+	priority: z.enum(PRIORITIES).default("normal"),
+	timeout_s: z.number().positive().max(86_400).optional(),
+	ttl_s: z.number().positive().max(30 * 86_400).optional(),
+});
+export type SubmitBody = z.output<typeof SubmitBody>;
+
+/** Field-level problems, as `details` of a 400: `[{ path: "input.ms", message }]`. */
+export function issuesOf(error: z.ZodError, prefix: (string | number)[] = []) {
+	return error.issues.map((i) => ({
+		path: [...prefix, ...i.path].map(String).join(".") || "(body)",
+		message: i.message,
+	}));
+}

@@ -1,0 +1,114 @@
+/**
+ * The task model: what a task is (public JSON), what its object stores, and what travels on
+ * the queue. The lifecycle itself lives in TaskCoordinator.ts.
+ */
+
+export const PRIORITIES = ["high", "normal", "low"] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "canceled" | "timed_out";
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "timed_out"];
+
+export function isTerminal(status: TaskStatus): boolean {
+	return TERMINAL_STATUSES.includes(status);
+}
+
+export interface TaskError {
+	code: string;
+	message: string;
+}
+
+export interface TaskProgress {
+	percent: number;
+	message: string | null;
+}
+
+/** The task as clients see it (GET /v1/tasks/{id}). Timestamps are ISO 8601. */
+export interface Task {
+	id: string;
+	type: string;
+	status: TaskStatus;
+	priority: Priority;
+	input: unknown;
+	output: unknown;
+	error: TaskError | null;
+	progress: TaskProgress | null;
+	attempts: number;
+	created_at: string;
+	started_at: string | null;
+	finished_at: string | null;
+	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
+}
+
+/** A validated submission, as the API hands it to the task's object. */
+export interface TaskSpec {
+	id: string;
+	type: string;
+	input: unknown;
+	priority: Priority;
+	timeoutS: number;
+	ttlS: number;
+	maxAttempts: number;
+	/** Hash of the normalised body: the same id with a different body is a conflict. */
+	fingerprint: string;
+}
+
+/** What the task's object persists: the spec plus lifecycle state. Times are epoch ms. */
+export interface TaskRecord extends TaskSpec {
+	status: TaskStatus;
+	output: unknown;
+	error: TaskError | null;
+	progress: TaskProgress | null;
+	attempts: number;
+	createdAt: number;
+	startedAt: number | null;
+	finishedAt: number | null;
+	/** This task's own processing time in its last attempt, never anyone else's. */
+	runMs: number | null;
+	/** True once a queue message for the task reached its object: it may start. */
+	dispatched: boolean;
+	/** When a queued, undispatched task is presumed to have lost its message. */
+	recoverAt: number;
+	/** How many times the object re-sent a lost message. */
+	recoveries: number;
+	/** A delivered task starts no earlier than this (later than now only while a retry backs off). */
+	runAfter: number;
+	/** When everything the task stored is deleted. Set once it is terminal. */
+	expiresAt: number | null;
+	/** Bumped on every change; orders the health reports. */
+	version: number;
+}
+
+/** The queue message: only the id travels; the input stays in the task's object. */
+export interface TaskMessage {
+	id: string;
+	/** Why the message was sent, for logs: first submit or a recovery re-send. */
+	reason: "submit" | "recovery";
+}
+
+function iso(ms: number | null): string | null {
+	return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** The public view of a stored task. */
+export function toTask(r: TaskRecord): Task {
+	return {
+		id: r.id,
+		type: r.type,
+		status: r.status,
+		priority: r.priority,
+		input: r.input,
+		output: r.output ?? null,
+		error: r.error,
+		progress: r.progress,
+		attempts: r.attempts,
+		created_at: new Date(r.createdAt).toISOString(),
+		started_at: iso(r.startedAt),
+		finished_at: iso(r.finishedAt),
+		metrics: {
+			queue_ms: r.startedAt === null ? null : r.startedAt - r.createdAt,
+			run_ms: r.runMs,
+			total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
+		},
+	};
+}

@@ -1,0 +1,29 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Two projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
+// `e2e` runs in Node and talks real HTTP/WebSocket to a `wrangler dev` it starts itself.
+export default defineConfig({
+	test: {
+		projects: [
+			{
+				plugins: [
+					cloudflareTest({
+						wrangler: { configPath: "./wrangler.toml" },
+						miniflare: {
+							bindings: {
+								ENABLE_FAULT_PROCESSORS: "true",
+								// Short enough for tests to watch recovery happen.
+								QUEUED_RECOVERY_S: "2",
+							},
+						},
+					}),
+				],
+				test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 30_000 },
+			},
+			{
+				test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 120_000 },
+			},
+		],
+	},
+});
