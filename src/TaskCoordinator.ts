@@ -1,11 +1,18 @@
 import { DurableObject } from "cloudflare:workers";
 import { settings, type Settings } from "./config";
+import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./events";
+import { Fanout, MAX_FOLLOWERS } from "./fanout";
 import { findProcessor, PermanentError, type Processor } from "./processors";
 import { statsShardFor } from "./StatsShard";
 import { isTerminal, toTask, type Task, type TaskError, type TaskMessage, type TaskRecord, type TaskSpec, type TaskStatus } from "./task";
+import { deliver, filterFor, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./webhooks";
 
 /** Longest gap between re-sends of a message presumed lost. */
 const MAX_RECOVERY_GAP_MS = 3_600_000;
+/** Webhook attempts kept on the task for inspection. */
+const WEBHOOK_LOG_LIMIT = 50;
+/** Longest progress message stored and sent. */
+export const MAX_PROGRESS_MESSAGE = 256;
 
 /** Exponential backoff with full jitter between attempts: up to 1 s, 2 s, 4 s … capped at 60 s. */
 function retryBackoffMs(attemptsSoFar: number): number {
@@ -14,6 +21,7 @@ function retryBackoffMs(attemptsSoFar: number): number {
 
 export type CreateOutcome = "created" | "existing" | "conflict";
 export type DispatchOutcome = "scheduled" | "duplicate" | "running" | "finished" | "unknown";
+export type CancelOutcome = "canceled" | "already_finished" | "unknown";
 
 type AttemptResult =
 	| { kind: "succeeded"; output: unknown }
@@ -21,49 +29,61 @@ type AttemptResult =
 	| { kind: "timed_out" };
 
 /**
- * One Durable Object per task: it owns the task's state, runs the task, and holds its waiters.
+ * One Durable Object per task: it owns the task's state, runs the task, and tells everyone who
+ * waits on it (long-polls, WebSockets, SSE streams, multi-task hubs, a webhook) the instant
+ * anything happens. The whole task lifecycle is in this file.
  *
- * Lifecycle (one place): `create` stores the task as `queued`; the API then sends its queue
- * message; the consumer's `dispatch` marks it deliverable and sets the alarm to now; `alarm`
- * runs the processor and `finish` stores the result and releases every waiter at once.
- *
+ * `create` stores the task as `queued`; the API then sends its queue message; the consumer's
  * `dispatch` starts the attempt at once (waiting for the alarm would add ~10 ms locally) and
- * points the alarm at now; the alarm handler then adopts the in-flight attempt and stays open
+ * points the alarm at now. The alarm handler then adopts the in-flight attempt and stays open
  * until it ends, so the run is held by an alarm event and survives eviction and restarts: an
  * alarm that finds the task `running` with no attempt in flight in this instance knows the
  * attempt died with its instance (crash, eviction, restart) and runs it again or fails it.
  *
- * The single alarm is always set to the task's next deadline, derived from its state:
+ * The single alarm is always set to the earliest deadline, derived from the stored state:
  * - queued, message not yet delivered → `recoverAt` (the message was lost: send it again);
  * - queued, delivered → `runAfter` (start it; later than now only when backing off a retry);
  * - running → now (adopt the attempt, or detect that it was lost);
- * - terminal → `expiresAt` (delete everything the task stored).
+ * - terminal → `expiresAt` (delete everything the task stored);
+ * - and the next webhook retry, if one is pending.
  * Nothing else keeps a timer once the task is idle, so the runtime can evict the object.
  */
 export class TaskCoordinator extends DurableObject<Env> {
 	private readonly sql = this.ctx.storage.sql;
 	private readonly cfg: Settings;
 	private record: TaskRecord | null;
-	/** Resolvers of long-polling requests, released the instant the task is terminal. */
-	private readonly waiters = new Set<() => void>();
+	private readonly fanout: Fanout;
 	/** The attempt executing in this instance, if any (a fresh instance never has one). */
 	private inFlight: Promise<void> | null = null;
+	private abortAttempt: ((reason: Error) => void) | null = null;
+	/** The alarm time this instance last set (null: unknown, set it). */
+	private alarmAt: number | null = null;
+	/** Progress coalescing: when the last progress event went out, and the pending flush. */
+	private lastProgressAt = 0;
+	private progressTimer = 0;
+	/** Webhook events whose delivery is under way in this instance. */
+	private readonly delivering = new Set<number>();
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.cfg = settings(env);
+		this.fanout = new Fanout(ctx, env);
 		this.record = this.load();
+		// `{"type":"ping"}` is answered by the runtime without waking a hibernated object.
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
 	}
 
-	// ---- RPC: called by the API and the consumer ----
+	// ---- RPC: called by the API, the consumer and subscription hubs ----
 
 	/** Stores a new task, or reports the one already stored under this id. */
 	async create(spec: TaskSpec): Promise<{ outcome: CreateOutcome; task: Task }> {
 		if (this.record) {
-			return { outcome: this.record.fingerprint === spec.fingerprint ? "existing" : "conflict", task: toTask(this.record) };
+			return { outcome: this.record.fingerprint === spec.fingerprint ? "existing" : "conflict", task: this.task() };
 		}
 		const now = Date.now();
 		this.sql.exec("CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL)");
+		this.sql.exec("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL)");
+		this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY)");
 		this.record = {
 			...spec,
 			status: "queued",
@@ -81,15 +101,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 			runAfter: 0,
 			expiresAt: null,
 			version: 0,
+			eventSeq: 0,
+			webhookOutbox: [],
+			webhookLog: [],
 		};
 		await this.save();
-		return { outcome: "created", task: toTask(this.record) };
+		this.emit("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
+		return { outcome: "created", task: this.task() };
 	}
 
 	/**
-	 * A queue message for this task arrived. Marks the task startable and returns at once: the
-	 * run happens in the alarm, so the consumer's batch never waits on a task's run.
-	 * Repeated deliveries are harmless: a task runs once per attempt.
+	 * A queue message for this task arrived: start it now (unless it is gated) and return at
+	 * once, so the consumer's batch never waits on a task's run. Queues deliver at least once;
+	 * a repeated message finds the task dispatched, running or finished and changes nothing.
 	 */
 	async dispatch(): Promise<DispatchOutcome> {
 		const r = this.record;
@@ -105,18 +129,22 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	/** The task now, or once it is terminal if that happens within `waitMs`; null if unknown. */
 	async waitFor(waitMs: number): Promise<Task | null> {
-		if (this.record && !isTerminal(this.record.status) && waitMs > 0) {
-			await new Promise<void>((resolve) => {
-				const release = () => {
-					clearTimeout(timer);
-					this.waiters.delete(release);
-					resolve();
-				};
-				const timer = setTimeout(release, waitMs);
-				this.waiters.add(release);
-			});
-		}
-		return this.record ? toTask(this.record) : null;
+		if (this.record && !isTerminal(this.record.status) && waitMs > 0) await this.fanout.waitForEnd(waitMs);
+		return this.record ? this.task() : null;
+	}
+
+	/**
+	 * Cancels the task. A queued task never starts; a running one has its signal aborted and
+	 * ends `canceled` at once even if its processor ignores the signal. Idempotent.
+	 */
+	async cancel(): Promise<{ outcome: CancelOutcome; task: Task | null }> {
+		const r = this.record;
+		if (!r) return { outcome: "unknown", task: null };
+		if (r.status === "canceled") return { outcome: "canceled", task: this.task() };
+		if (isTerminal(r.status)) return { outcome: "already_finished", task: this.task() };
+		this.abortAttempt?.(new Error("canceled"));
+		await this.finish(r.attempts, "canceled", { error: { code: "canceled", message: "Canceled by request" } });
+		return { outcome: "canceled", task: this.task() };
 	}
 
 	/** The dead-letter queue gave up on this task's message: fail it rather than leave it waiting. */
@@ -128,12 +156,77 @@ export class TaskCoordinator extends DurableObject<Env> {
 		});
 	}
 
+	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
+	private catchUp(after: number | null): TaskEvent[] {
+		const r = this.record;
+		if (!r) return [];
+		if (after === null) return [snapshotEvent(this.task(), r.eventSeq)];
+		const rows = this.sql.exec<{ event: string }>("SELECT event FROM events WHERE seq > ? ORDER BY seq", after).toArray();
+		return rows.map((row) => JSON.parse(row.event) as TaskEvent);
+	}
+
+	/** An SSE stream of the task's events (after `after`, else from a snapshot); null if unknown. */
+	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | null> {
+		if (!this.record) return null;
+		return this.fanout.openStream(this.catchUp(after));
+	}
+
+	/** A multi-task hub starts following this task: returns the current snapshot, or null if unknown. */
+	async follow(hub: string): Promise<TaskEvent | null> {
+		const r = this.record;
+		if (!r) return null;
+		if (!isTerminal(r.status)) {
+			const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM followers").one().n;
+			if (count >= MAX_FOLLOWERS) throw new Error(`task ${r.id} has ${MAX_FOLLOWERS} followers already`);
+			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
+		}
+		return snapshotEvent(this.task(), r.eventSeq);
+	}
+
+	async unfollow(hub: string): Promise<void> {
+		if (this.record) this.sql.exec("DELETE FROM followers WHERE hub = ?", hub);
+	}
+
+	/** Only for the WebSocket upgrade of `GET /v1/tasks/{id}/ws` (`?after=N` replays from N). */
+	override async fetch(request: Request): Promise<Response> {
+		if (!this.record) {
+			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
+		}
+		const after = new URL(request.url).searchParams.get("after");
+		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)));
+	}
+
+	/** Client frames on a per-task socket: `ping` is answered by the runtime; anything else is an error. */
+	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+		const text = typeof message === "string" ? message.slice(0, 64) : "(binary)";
+		try {
+			ws.send(
+				JSON.stringify({
+					type: "error",
+					error: { code: "bad_frame", message: `Only {"type":"ping"} is accepted here (got ${JSON.stringify(text)}); follow many tasks on /v1/ws` },
+				}),
+			);
+		} catch {
+			/* closing */
+		}
+	}
+
+	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+		try {
+			ws.close(code === 1005 ? 1000 : code, reason);
+		} catch {
+			/* already closed */
+		}
+	}
+
 	// ---- the alarm: every deadline of the task ----
 
 	override async alarm(): Promise<void> {
+		this.alarmAt = null;
 		const r = this.record;
 		if (!r) return;
 		const now = Date.now();
+		await this.deliverDueWebhooks(now);
 		if (isTerminal(r.status)) {
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
 			else await this.schedule();
@@ -177,17 +270,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 			await this.finish(r.attempts, "failed", { error: { code: "unknown_type", message: `No processor for type ${r.type}` } });
 			return;
 		}
-		const timeoutMs = r.timeoutS * 1000;
 		const started = Date.now();
 		r.status = "running";
 		r.attempts += 1;
 		r.startedAt = started;
+		r.progress = null;
 		const attempt = r.attempts;
 		await this.save();
+		this.emit("running", { status: "running", attempts: attempt, started_at: new Date(started).toISOString() });
 
-		const result = await this.execute(processor, r, attempt, timeoutMs);
+		const result = await this.execute(processor, r, attempt);
 		const runMs = Date.now() - started;
-		// Fence: only the attempt that is still current may write its outcome.
+		// Fence: only the attempt that is still current may write its outcome (a cancel or a
+		// newer attempt may have moved on while this one ran).
 		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return;
 		r.runMs = runMs;
 		if (result.kind === "succeeded") {
@@ -203,21 +298,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 		}
 	}
 
-	/** A retryable failure with attempts left: back to queued, started again after a backoff. */
-	private async retryLater(r: TaskRecord, error: TaskError): Promise<void> {
-		r.status = "queued";
-		r.error = error;
-		r.progress = null;
-		r.runAfter = Date.now() + retryBackoffMs(r.attempts);
-		await this.save();
-	}
-
-	/** Calls the processor; a deadline timer wins even if the processor never settles. */
-	private async execute(processor: Processor, r: TaskRecord, attempt: number, timeoutMs: number): Promise<AttemptResult> {
+	/** Calls the processor; the deadline timer wins even if the processor never settles. */
+	private async execute(processor: Processor, r: TaskRecord, attempt: number): Promise<AttemptResult> {
 		const controller = new AbortController();
 		let timer = 0;
-		const deadline = new Promise<AttemptResult>((resolve) => {
-			timer = setTimeout(() => resolve({ kind: "timed_out" }), timeoutMs);
+		const stop = new Promise<AttemptResult>((resolve) => {
+			timer = setTimeout(() => resolve({ kind: "timed_out" }), r.timeoutS * 1000);
+			this.abortAttempt = (reason) => {
+				controller.abort(reason);
+				resolve({ kind: "failed", error: { code: "canceled", message: reason.message }, retryable: false });
+			};
 		});
 		const work = (async (): Promise<AttemptResult> => {
 			const input = processor.input.parse(r.input);
@@ -238,22 +328,59 @@ export class TaskCoordinator extends DurableObject<Env> {
 			};
 		});
 		try {
-			const result = await Promise.race([work, deadline]);
+			const result = await Promise.race([work, stop]);
 			if (result.kind === "timed_out") controller.abort(new Error("timed out"));
 			return result;
 		} finally {
 			clearTimeout(timer);
+			this.abortAttempt = null;
+			clearTimeout(this.progressTimer);
+			this.progressTimer = 0;
 		}
 	}
 
-	/** Latest progress of the running attempt; kept in memory and stored with the next save. */
+	/**
+	 * `ctx.progress` of the running attempt. At most PROGRESS_EVENTS_PER_S events per second go
+	 * out: a call inside the window only updates the value, and one trailing flush sends the latest.
+	 */
 	private progress(r: TaskRecord, attempt: number, percent: number, message?: string): void {
-		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return;
-		if (!Number.isFinite(percent)) return;
-		r.progress = { percent: Math.min(100, Math.max(0, percent)), message: message?.slice(0, 256) ?? null };
+		if (this.record !== r || r.status !== "running" || r.attempts !== attempt || !Number.isFinite(percent)) return;
+		r.progress = { percent: Math.min(100, Math.max(0, percent)), message: message?.slice(0, MAX_PROGRESS_MESSAGE) ?? null };
+		const interval = 1000 / PROGRESS_EVENTS_PER_S;
+		const wait = this.lastProgressAt + interval - Date.now();
+		if (wait <= 0) {
+			this.flushProgress(r, attempt);
+		} else if (!this.progressTimer) {
+			this.progressTimer = setTimeout(() => {
+				this.progressTimer = 0;
+				this.flushProgress(r, attempt);
+			}, wait);
+		}
 	}
 
-	/** Stores the terminal state and releases every waiter. */
+	private flushProgress(r: TaskRecord, attempt: number): void {
+		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return;
+		this.lastProgressAt = Date.now();
+		this.persist();
+		this.emit("progress", { progress: r.progress });
+	}
+
+	/** A retryable failure with attempts left: back to queued, started again after a backoff. */
+	private async retryLater(r: TaskRecord, error: TaskError): Promise<void> {
+		r.status = "queued";
+		r.error = error;
+		r.progress = null;
+		r.runAfter = Date.now() + retryBackoffMs(r.attempts);
+		await this.save();
+		this.emit("retrying", {
+			status: "queued",
+			attempts: r.attempts,
+			error,
+			progress: null,
+		});
+	}
+
+	/** Stores the terminal state, then tells every subscriber and releases every waiter. */
 	private async finish(attempt: number, status: TaskStatus, fields: { output?: unknown; error?: TaskError }): Promise<void> {
 		const r = this.record;
 		if (!r || isTerminal(r.status) || r.attempts !== attempt) return;
@@ -265,7 +392,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.expiresAt = now + r.ttlS * 1000;
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
 		await this.save();
-		for (const release of [...this.waiters]) release();
+		const task = this.task();
+		this.emit(status as TaskEventType, {
+			status,
+			output: task.output,
+			error: task.error,
+			progress: task.progress,
+			finished_at: task.finished_at,
+			metrics: task.metrics,
+		});
+		this.sql.exec("DELETE FROM followers");
 	}
 
 	/** The instance running an attempt died (crash, eviction, restart): run it again or fail it. */
@@ -281,11 +417,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		try {
 			await this.env.TASK_QUEUE.send(message);
 		} catch (e) {
-			console.error(`task ${r.id}: recovery re-send failed: ${(e as Error).message}`);
+			console.error(`task ${r.id}: recovery re-send failed: ${String(e)}`);
 		}
 		r.recoveries += 1;
-		const gap = Math.min(this.cfg.queuedRecoveryS * 1000 * 2 ** r.recoveries, MAX_RECOVERY_GAP_MS);
-		r.recoverAt = Date.now() + gap;
+		r.recoverAt = Date.now() + Math.min(this.cfg.queuedRecoveryS * 1000 * 2 ** r.recoveries, MAX_RECOVERY_GAP_MS);
 		await this.save();
 	}
 
@@ -294,12 +429,84 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const r = this.record;
 		if (!r) return;
 		this.record = null;
+		this.fanout.end();
 		await this.ctx.storage.deleteAll();
 		await this.ctx.storage.deleteAlarm();
+		this.alarmAt = null;
 		this.reportStatus(r.id, r.version + 1, null);
 	}
 
+	// ---- events and webhooks ----
+
+	/** Stores an event and pushes it to every subscriber; queues its webhook if one is wanted. */
+	private emit(type: TaskEventType, data: Partial<Task>): void {
+		const r = this.record;
+		if (!r) return;
+		r.eventSeq += 1;
+		const event: TaskEvent = { task_id: r.id, seq: r.eventSeq, type, at: new Date().toISOString(), data };
+		// Only the latest progress is worth replaying to a subscriber that resumes.
+		if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
+		this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
+		const filter = filterFor(type);
+		const wantsWebhook = r.webhook !== null && filter !== null && r.webhookEvents.includes(filter);
+		if (wantsWebhook) r.webhookOutbox.push({ seq: event.seq, attempts: 0, nextAt: Date.now() });
+		this.persist();
+		const followers = this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub);
+		this.fanout.publish(event, followers, (hub) => void this.unfollow(hub));
+		if (wantsWebhook) this.ctx.waitUntil(this.deliverWebhook(event.seq));
+	}
+
+	private async deliverDueWebhooks(now: number): Promise<void> {
+		const r = this.record;
+		if (!r) return;
+		const due = r.webhookOutbox.filter((w) => w.nextAt <= now && !this.delivering.has(w.seq));
+		await Promise.all(due.map((w) => this.deliverWebhook(w.seq)));
+	}
+
+	/**
+	 * One delivery attempt of the webhook for event `seq`. The outcome is recorded on the task;
+	 * a failure is retried later by the alarm with exponential backoff, so a receiver that is
+	 * down never delays the task, its waiters or any other task.
+	 */
+	private async deliverWebhook(seq: number): Promise<void> {
+		const r = this.record;
+		const pending = r?.webhookOutbox.find((w) => w.seq === seq);
+		if (!r || !r.webhook || !pending || this.delivering.has(seq)) return;
+		const row = this.sql.exec<{ event: string }>("SELECT event FROM events WHERE seq = ?", seq).toArray()[0];
+		const secret = this.env.WEBHOOK_SECRET;
+		if (!row || !secret) {
+			r.webhookOutbox = r.webhookOutbox.filter((w) => w.seq !== seq);
+			this.persist();
+			return;
+		}
+		const event = JSON.parse(row.event) as TaskEvent;
+		this.delivering.add(seq);
+		// Until this attempt reports back, the alarm treats it as pending (in case we are evicted).
+		pending.attempts += 1;
+		pending.nextAt = Date.now() + 15_000;
+		this.persist();
+		await this.schedule();
+		const outcome = await deliver(r.webhook, secret, event, { type: `task.${event.type}`, timestamp: event.at, data: event });
+		this.delivering.delete(seq);
+		if (this.record !== r) return;
+		r.webhookLog.push({ seq, event: event.type, attempt: pending.attempts, at: new Date().toISOString(), ...outcome });
+		if (r.webhookLog.length > WEBHOOK_LOG_LIMIT) r.webhookLog.splice(0, r.webhookLog.length - WEBHOOK_LOG_LIMIT);
+		if (outcome.ok || pending.attempts >= WEBHOOK_MAX_ATTEMPTS) {
+			r.webhookOutbox = r.webhookOutbox.filter((w) => w.seq !== seq);
+			if (!outcome.ok) console.error(`task ${r.id}: webhook for event ${seq} abandoned after ${pending.attempts} attempts`);
+		} else {
+			pending.nextAt = Date.now() + webhookBackoffMs(pending.attempts, this.cfg.webhookRetryBaseS);
+		}
+		this.persist();
+		await this.schedule();
+	}
+
 	// ---- persistence ----
+
+	private task(): Task {
+		if (!this.record) throw new Error("no task");
+		return toTask(this.record);
+	}
 
 	private load(): TaskRecord | null {
 		const exists = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task'").toArray().length > 0;
@@ -308,12 +515,18 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return row ? (JSON.parse(row.record) as TaskRecord) : null;
 	}
 
-	/** Persists the record, points the alarm at its next deadline and tells the health shard. */
+	/** Writes the record (synchronous SQLite; the output gate holds replies until it is durable). */
+	private persist(): void {
+		const r = this.record;
+		if (r) this.sql.exec("INSERT OR REPLACE INTO task (id, record) VALUES (?, ?)", r.id, JSON.stringify(r));
+	}
+
+	/** Persists a status change, points the alarm at the next deadline and tells the health shard. */
 	private async save(): Promise<void> {
 		const r = this.record;
 		if (!r) return;
 		r.version += 1;
-		this.sql.exec("INSERT OR REPLACE INTO task (id, record) VALUES (?, ?)", r.id, JSON.stringify(r));
+		this.persist();
 		await this.schedule();
 		this.reportStatus(r.id, r.version, r.status);
 	}
@@ -321,15 +534,21 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private async schedule(): Promise<void> {
 		const r = this.record;
 		if (!r) return;
-		const at =
+		const now = Date.now();
+		let at =
 			r.status === "running"
-				? Date.now()
+				? now
 				: isTerminal(r.status)
-					? (r.expiresAt ?? Date.now())
+					? (r.expiresAt ?? now)
 					: r.dispatched
 						? r.runAfter
 						: r.recoverAt;
-		await this.ctx.storage.setAlarm(Math.max(at, Date.now()));
+		for (const w of r.webhookOutbox) at = Math.min(at, w.nextAt);
+		at = Math.max(at, now);
+		// An alarm already due stays due: setting it again would only cost a storage write.
+		if (this.alarmAt !== null && (this.alarmAt === at || (this.alarmAt <= now && at <= now))) return;
+		await this.ctx.storage.setAlarm(at);
+		this.alarmAt = at;
 	}
 
 	/** Off the request path: the report is not awaited by anyone waiting on the task. */

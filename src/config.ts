@@ -6,6 +6,7 @@ export interface Settings {
 	healthShards: number;
 	processTaskType: string;
 	faultProcessors: boolean;
+	webhookRetryBaseS: number;
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -22,5 +23,6 @@ export function settings(env: Env): Settings {
 		healthShards: Math.floor(positive(env.HEALTH_SHARDS, 16)),
 		processTaskType: env.PROCESS_TASK_TYPE || "sleep",
 		faultProcessors: env.ENABLE_FAULT_PROCESSORS === "true",
+		webhookRetryBaseS: positive(env.WEBHOOK_RETRY_BASE_S, 2),
 	};
 }

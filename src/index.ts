@@ -11,14 +11,34 @@ import { submit, toSpec, waitForTask } from "./tasks";
 
 export { TaskCoordinator } from "./TaskCoordinator";
 export { StatsShard } from "./StatsShard";
+export { SubscriptionHub } from "./SubscriptionHub";
 
 type App = { Bindings: Env };
 const app = new Hono<App>();
 
 /** The task plus where to find it again. */
 function withUrls(c: Context<App>, task: Task) {
-	const base = new URL(`/v1/tasks/${encodeURIComponent(task.id)}`, c.req.url).toString();
-	return { ...task, urls: { get: base } };
+	const url = new URL(`/v1/tasks/${encodeURIComponent(task.id)}`, c.req.url);
+	const base = url.toString();
+	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+	return { ...task, urls: { get: base, ws: `${url}/ws`, events: `${base}/events`, cancel: `${base}/cancel` } };
+}
+
+function requireWebSocketUpgrade(c: Context<App>): void {
+	if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+		throw new ApiError(426, "upgrade_required", "This endpoint speaks WebSocket: send Upgrade: websocket", undefined, {
+			Upgrade: "websocket",
+		});
+	}
+}
+
+/** `?after=N` or `Last-Event-ID: N`: replay events after sequence N instead of starting from a snapshot. */
+function resumeAfter(c: Context<App>): number | null {
+	const raw = c.req.query("after") ?? c.req.header("last-event-id");
+	if (raw === undefined || raw === "") return null;
+	const n = Number(raw);
+	if (!Number.isInteger(n) || n < 0) throw new ApiError(400, "invalid_resume", "after / Last-Event-ID must be a non-negative integer");
+	return n;
 }
 
 /** Submit a task. `Prefer: wait=N` answers 200 once it ends within N s, else 202. */
@@ -43,6 +63,46 @@ app.get("/v1/tasks/:id", async (c) => {
 	return c.json(withUrls(c, task), 200);
 });
 
+/** Cancel a task: a queued one never starts, a running one is aborted. 409 once it has ended otherwise. */
+app.post("/v1/tasks/:id/cancel", async (c) => {
+	const id = taskIdParam(c);
+	const { outcome, task } = await c.env.TASKS.getByName(id).cancel();
+	if (outcome === "unknown" || !task) throw new ApiError(404, "task_not_found", `No task with id ${id}`);
+	if (outcome === "already_finished") {
+		throw new ApiError(409, "task_finished", `Task ${id} already ended ${task.status}`, { task });
+	}
+	return c.json(withUrls(c, task), 200);
+});
+
+/** A hibernating WebSocket of one task's events, held by the task's own object. */
+app.get("/v1/tasks/:id/ws", async (c) => {
+	const id = taskIdParam(c);
+	requireWebSocketUpgrade(c);
+	const after = resumeAfter(c);
+	const url = new URL(c.req.url);
+	url.search = after === null ? "" : `?after=${after}`;
+	return c.env.TASKS.getByName(id).fetch(new Request(url, c.req.raw));
+});
+
+/** Server-Sent Events of one task: `event:` type, `id:` sequence; Last-Event-ID resumes. */
+app.get("/v1/tasks/:id/events", async (c) => {
+	const id = taskIdParam(c);
+	const stream = await c.env.TASKS.getByName(id).eventStream(resumeAfter(c));
+	if (!stream) throw new ApiError(404, "task_not_found", `No task with id ${id}`);
+	return new Response(stream, {
+		headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
+	});
+});
+
+/** One WebSocket following many tasks (`subscribe` / `unsubscribe` frames); a fresh hub object per connection. */
+app.get("/v1/ws", async (c) => {
+	requireWebSocketUpgrade(c);
+	const hub = crypto.randomUUID();
+	const request = new Request(c.req.raw);
+	request.headers.set("x-edgetask-hub", hub);
+	return c.env.HUBS.getByName(hub).fetch(request);
+});
+
 app.post("/process", handleProcess);
 
 app.get("/health", async (c) => c.json(await healthReport(c.env)));
@@ -51,6 +111,10 @@ app.get("/health", async (c) => c.json(await healthReport(c.env)));
 for (const [path, allow] of [
 	["/v1/tasks", "POST"],
 	["/v1/tasks/:id", "GET"],
+	["/v1/tasks/:id/cancel", "POST"],
+	["/v1/tasks/:id/ws", "GET"],
+	["/v1/tasks/:id/events", "GET"],
+	["/v1/ws", "GET"],
 	["/process", "POST"],
 	["/health", "GET"],
 ] as const) {

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PRIORITIES } from "./task";
+import { WEBHOOK_EVENT_FILTERS, webhookUrlProblem } from "./webhooks";
 
 /** Client-chosen task ids: safe in URLs, object names and logs. */
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -13,6 +14,19 @@ export const SubmitBody = z.strictObject({
 	priority: z.enum(PRIORITIES).default("normal"),
 	timeout_s: z.number().positive().max(86_400).optional(),
 	ttl_s: z.number().positive().max(30 * 86_400).optional(),
+	webhook: z
+		.string()
+		.max(2048)
+		.superRefine((url, ctx) => {
+			const problem = webhookUrlProblem(url);
+			if (problem) ctx.addIssue({ code: "custom", message: problem });
+		})
+		.optional(),
+	webhook_events: z
+		.array(z.enum(WEBHOOK_EVENT_FILTERS))
+		.min(1)
+		.refine((events) => new Set(events).size === events.length, "must not repeat an event")
+		.optional(),
 });
 export type SubmitBody = z.output<typeof SubmitBody>;
 

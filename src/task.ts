@@ -6,6 +6,12 @@
 export const PRIORITIES = ["high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
+/**
+ * A JSON value: what task inputs and outputs are. Deliberately shallow: RPC's type mapping
+ * turns `unknown` into `never` and gives up on a recursive JSON type.
+ */
+export type Json = string | number | boolean | null | object;
+
 export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "canceled" | "timed_out";
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "timed_out"];
 
@@ -23,14 +29,27 @@ export interface TaskProgress {
 	message: string | null;
 }
 
+import type { WebhookEventFilter } from "./webhooks";
+
+/** One webhook delivery attempt, as recorded on the task. */
+export interface WebhookAttempt {
+	seq: number;
+	event: string;
+	attempt: number;
+	at: string;
+	ok: boolean;
+	status: number | null;
+	error: string | null;
+}
+
 /** The task as clients see it (GET /v1/tasks/{id}). Timestamps are ISO 8601. */
 export interface Task {
 	id: string;
 	type: string;
 	status: TaskStatus;
 	priority: Priority;
-	input: unknown;
-	output: unknown;
+	input: Json;
+	output: Json;
 	error: TaskError | null;
 	progress: TaskProgress | null;
 	attempts: number;
@@ -38,17 +57,20 @@ export interface Task {
 	started_at: string | null;
 	finished_at: string | null;
 	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
+	webhook: { url: string; events: WebhookEventFilter[]; pending: number; deliveries: WebhookAttempt[] } | null;
 }
 
 /** A validated submission, as the API hands it to the task's object. */
 export interface TaskSpec {
 	id: string;
 	type: string;
-	input: unknown;
+	input: Json;
 	priority: Priority;
 	timeoutS: number;
 	ttlS: number;
 	maxAttempts: number;
+	webhook: string | null;
+	webhookEvents: WebhookEventFilter[];
 	/** Hash of the normalised body: the same id with a different body is a conflict. */
 	fingerprint: string;
 }
@@ -56,7 +78,7 @@ export interface TaskSpec {
 /** What the task's object persists: the spec plus lifecycle state. Times are epoch ms. */
 export interface TaskRecord extends TaskSpec {
 	status: TaskStatus;
-	output: unknown;
+	output: Json;
 	error: TaskError | null;
 	progress: TaskProgress | null;
 	attempts: number;
@@ -77,6 +99,12 @@ export interface TaskRecord extends TaskSpec {
 	expiresAt: number | null;
 	/** Bumped on every change; orders the health reports. */
 	version: number;
+	/** Sequence number of the last event emitted. */
+	eventSeq: number;
+	/** Webhook deliveries not yet done: event seq, attempts made, when to try next. */
+	webhookOutbox: { seq: number; attempts: number; nextAt: number }[];
+	/** The latest webhook attempts and their outcomes. */
+	webhookLog: WebhookAttempt[];
 }
 
 /** The queue message: only the id travels; the input stays in the task's object. */
@@ -110,5 +138,9 @@ export function toTask(r: TaskRecord): Task {
 			run_ms: r.runMs,
 			total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
 		},
+		webhook:
+			r.webhook === null
+				? null
+				: { url: r.webhook, events: r.webhookEvents, pending: r.webhookOutbox.length, deliveries: r.webhookLog },
 	};
 }

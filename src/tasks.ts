@@ -26,6 +26,14 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 			{ path: "timeout_s", message: `must be at most ${MAX_TIMEOUT_S}` },
 		]);
 	}
+	if (b.webhook_events && !b.webhook) {
+		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [
+			{ path: "webhook_events", message: "needs webhook" },
+		]);
+	}
+	if (b.webhook && !env.WEBHOOK_SECRET) {
+		throw new ApiError(400, "webhooks_unavailable", "Webhooks need the WEBHOOK_SECRET secret (wrangler secret put WEBHOOK_SECRET; locally .dev.vars)");
+	}
 	const { id: _id, ...rest } = b;
 	return {
 		id: b.id ?? makeId(),
@@ -35,6 +43,8 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 		timeoutS: b.timeout_s ?? processor.defaultTimeoutS,
 		ttlS: b.ttl_s ?? settings(env).defaultTtlS,
 		maxAttempts: processor.maxAttempts,
+		webhook: b.webhook ?? null,
+		webhookEvents: b.webhook ? (b.webhook_events ?? ["completed"]) : [],
 		fingerprint: await fingerprint(rest),
 	};
 }

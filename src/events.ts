@@ -1,0 +1,49 @@
+import type { Task } from "./task";
+
+/**
+ * One event model, delivered four ways (long-poll, WebSocket, SSE, webhook). A task emits, in
+ * order: `queued`, `running` (per attempt), `progress` (0..n), `retrying` (between attempts),
+ * and exactly one terminal event. `snapshot` is not emitted by the task: it is what a
+ * subscriber gets first when it joins, carrying the whole task as it stands.
+ */
+export type TaskEventType =
+	| "snapshot"
+	| "queued"
+	| "running"
+	| "progress"
+	| "retrying"
+	| "succeeded"
+	| "failed"
+	| "canceled"
+	| "timed_out";
+
+export interface TaskEvent {
+	task_id: string;
+	/** Per-task sequence number, from 1; a snapshot carries the seq of the last event it includes. */
+	seq: number;
+	type: TaskEventType;
+	/** ISO 8601. */
+	at: string;
+	/** The task fields this event changed (the whole task, for a snapshot). */
+	data: Partial<Task>;
+}
+
+export const TERMINAL_EVENTS: readonly TaskEventType[] = ["succeeded", "failed", "canceled", "timed_out"];
+
+export function isTerminalEvent(event: TaskEvent): boolean {
+	return TERMINAL_EVENTS.includes(event.type) || (event.type === "snapshot" && TERMINAL_EVENTS.includes(event.data.status as TaskEventType));
+}
+
+export function snapshotEvent(task: Task, seq: number): TaskEvent {
+	return { task_id: task.id, seq, type: "snapshot", at: new Date().toISOString(), data: task };
+}
+
+/** Server-Sent Events framing: `event:` is the type, `id:` the sequence (so Last-Event-ID resumes). */
+export function sseFrame(event: TaskEvent): string {
+	return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/** Most progress events a task sends per second: faster calls are coalesced to the latest. */
+export const PROGRESS_EVENTS_PER_S = 4;
+/** SSE keep-alive comment interval (proxies drop silent streams). */
+export const SSE_KEEPALIVE_MS = 15_000;

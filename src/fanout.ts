@@ -1,0 +1,123 @@
+import { isTerminalEvent, SSE_KEEPALIVE_MS, sseFrame, type TaskEvent } from "./events";
+
+/** Most subscription hubs (multi-task sockets) that may follow one task. */
+export const MAX_FOLLOWERS = 1000;
+
+/**
+ * Everyone waiting on one task, and how each is told: long-poll resolvers, hibernating
+ * WebSockets (held by the runtime, so they survive eviction), SSE streams, and subscription
+ * hubs (per-connection objects of multi-task sockets, listed in SQLite so they survive too).
+ * Lives inside the task's TaskCoordinator; never polls — `publish` pushes.
+ */
+export class Fanout {
+	private readonly waiters = new Set<() => void>();
+	private readonly streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+	private keepAliveTimer = 0;
+	private readonly encoder = new TextEncoder();
+
+	constructor(
+		private readonly ctx: DurableObjectState,
+		private readonly env: Env,
+	) {}
+
+	/** Resolves when `end` is called or after `ms`; its timer never outlives it. */
+	waitForEnd(ms: number): Promise<void> {
+		return new Promise<void>((resolve) => {
+			const release = () => {
+				clearTimeout(timer);
+				this.waiters.delete(release);
+				resolve();
+			};
+			const timer = setTimeout(release, ms);
+			this.waiters.add(release);
+		});
+	}
+
+	/** Accepts a hibernating WebSocket and sends it `initial`; closes it at once if those end the task. */
+	acceptSocket(initial: TaskEvent[]): Response {
+		const { 0: client, 1: server } = new WebSocketPair();
+		this.ctx.acceptWebSocket(server);
+		for (const event of initial) server.send(JSON.stringify(event));
+		if (initial.some(isTerminalEvent)) server.close(1000, "task finished");
+		return new Response(null, { status: 101, webSocket: client });
+	}
+
+	/** An SSE stream that starts with `initial`; closed at once if those end the task. */
+	openStream(initial: TaskEvent[]): ReadableStream<Uint8Array> {
+		const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+		const writer = writable.getWriter();
+		// Tell the client how long to wait before reconnecting (it resumes with Last-Event-ID).
+		this.write(writer, "retry: 1000\n\n");
+		for (const event of initial) this.write(writer, sseFrame(event));
+		if (initial.some(isTerminalEvent)) {
+			writer.close().catch(() => {});
+		} else {
+			this.streams.add(writer);
+			writer.closed.catch(() => {}).finally(() => this.dropStream(writer));
+			this.startKeepAlive();
+		}
+		return readable;
+	}
+
+	/** Pushes an event to every subscriber; a terminal event also releases and closes them all. */
+	publish(event: TaskEvent, followers: string[], onGone: (hub: string) => void): void {
+		const json = JSON.stringify(event);
+		for (const ws of this.ctx.getWebSockets()) this.send(ws, json);
+		const frame = sseFrame(event);
+		for (const writer of this.streams) this.write(writer, frame);
+		for (const hub of followers) {
+			this.ctx.waitUntil(
+				this.env.HUBS.getByName(hub)
+					.relay(event)
+					.then((wanted) => {
+						if (!wanted) onGone(hub);
+					})
+					.catch((e: unknown) => console.error(`task ${event.task_id}: relay to hub failed: ${String(e)}`)),
+			);
+		}
+		if (isTerminalEvent(event)) this.end();
+	}
+
+	/** Releases long-polls and closes sockets (1000) and streams. */
+	end(): void {
+		for (const release of [...this.waiters]) release();
+		for (const ws of this.ctx.getWebSockets()) {
+			try {
+				ws.close(1000, "task finished");
+			} catch {
+				/* already closing */
+			}
+		}
+		for (const writer of [...this.streams]) {
+			writer.close().catch(() => {});
+			this.dropStream(writer);
+		}
+	}
+
+	private send(ws: WebSocket, data: string): void {
+		try {
+			ws.send(data);
+		} catch {
+			/* the socket is closing; its close handler cleans up */
+		}
+	}
+
+	private write(writer: WritableStreamDefaultWriter<Uint8Array>, text: string): void {
+		writer.write(this.encoder.encode(text)).catch(() => this.dropStream(writer));
+	}
+
+	private dropStream(writer: WritableStreamDefaultWriter<Uint8Array>): void {
+		this.streams.delete(writer);
+		if (this.streams.size === 0 && this.keepAliveTimer) {
+			clearInterval(this.keepAliveTimer);
+			this.keepAliveTimer = 0;
+		}
+	}
+
+	private startKeepAlive(): void {
+		if (this.keepAliveTimer) return;
+		this.keepAliveTimer = setInterval(() => {
+			for (const writer of this.streams) this.write(writer, ": keep-alive\n\n");
+		}, SSE_KEEPALIVE_MS);
+	}
+}
