@@ -13,6 +13,8 @@ export default defineConfig({
 						miniflare: {
 							bindings: {
 								ENABLE_FAULT_PROCESSORS: "true",
+								// Auth has its own tests (with API_KEYS set per request's env).
+								AUTH_MODE: "open",
 								// Short enough for tests to watch recovery happen.
 								QUEUED_RECOVERY_S: "2",
 							},

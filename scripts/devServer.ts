@@ -61,7 +61,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 		options.config ?? join(root, "wrangler.toml"),
 	];
 	if (options.persistTo) args.push("--persist-to", options.persistTo);
-	for (const [name, value] of Object.entries(options.vars ?? {})) args.push("--var", `${name}:${value}`);
+	// Like `npm run dev`, the local server runs open unless the caller sets API_KEYS / AUTH_MODE.
+	const vars = { AUTH_MODE: "open", ...options.vars };
+	for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
 
 	const child = spawn(process.execPath, args, {
 		cwd: root,

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { verifyTaskToken } from "./auth";
 import { isTerminalEvent, type TaskEvent } from "./events";
 import { TASK_ID } from "./schemas";
 
@@ -9,10 +10,15 @@ const MAX_FRAME_BYTES = 64 * 1024;
 
 interface Attachment {
 	hub: string;
+	/** "all": opened with an API key (or auth is off); "tokens": each subscription needs its task's token. */
+	scope: "all" | "tokens";
 	ids: string[];
 }
 
-type ClientFrame = { type: "subscribe" | "unsubscribe"; ids: string[] } | { type: "ping" };
+type ClientFrame =
+	| { type: "subscribe"; ids: string[]; tokens: Record<string, string> }
+	| { type: "unsubscribe"; ids: string[] }
+	| { type: "ping" };
 
 /**
  * The object behind one multi-task WebSocket (`GET /v1/ws`): a fresh hub per connection, so a
@@ -25,9 +31,10 @@ type ClientFrame = { type: "subscribe" | "unsubscribe"; ids: string[] } | { type
 export class SubscriptionHub extends DurableObject<Env> {
 	override async fetch(request: Request): Promise<Response> {
 		const hub = request.headers.get("x-edgetask-hub") ?? "";
+		const scope = request.headers.get("x-edgetask-scope") === "all" ? "all" : "tokens";
 		const { 0: client, 1: server } = new WebSocketPair();
 		this.ctx.acceptWebSocket(server);
-		server.serializeAttachment({ hub, ids: [] } satisfies Attachment);
+		server.serializeAttachment({ hub, scope, ids: [] } satisfies Attachment);
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
@@ -61,7 +68,14 @@ export class SubscriptionHub extends DurableObject<Env> {
 			safeSend(ws, { type: "unsubscribed", ids: frame.ids });
 			return;
 		}
-		const fresh = frame.ids.filter((id) => !att.ids.includes(id));
+		let fresh = frame.ids.filter((id) => !att.ids.includes(id));
+		if (att.scope === "tokens") {
+			const allowed = await Promise.all(fresh.map(async (id) => verifyTaskToken(this.env, id, frame.tokens[id] ?? "")));
+			for (const id of fresh.filter((_, i) => !allowed[i])) {
+				safeSend(ws, { type: "error", error: { code: "forbidden", message: `No valid token for task ${id}`, id } });
+			}
+			fresh = fresh.filter((_, i) => allowed[i]);
+		}
 		if (att.ids.length + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
 			safeSend(ws, {
 				type: "error",
@@ -111,7 +125,10 @@ function safeSend(ws: WebSocket, value: unknown): void {
 	}
 }
 
-/** Client frames: `{"type":"subscribe"|"unsubscribe","ids":[...]}` or `{"type":"ping"}`. */
+/**
+ * Client frames: `{"type":"subscribe","ids":[...],"tokens"?:{id:token}}`,
+ * `{"type":"unsubscribe","ids":[...]}` or `{"type":"ping"}`.
+ */
 function parseFrame(message: string | ArrayBuffer): ClientFrame | { error: { code: string; message: string } } {
 	const bad = (msg: string) => ({ error: { code: "bad_frame", message: msg } });
 	if (typeof message !== "string") return bad("Send JSON text frames");
@@ -123,12 +140,19 @@ function parseFrame(message: string | ArrayBuffer): ClientFrame | { error: { cod
 		return bad("Frame is not valid JSON");
 	}
 	if (typeof value !== "object" || value === null) return bad("Frame must be a JSON object");
-	const { type, ids } = value as { type?: unknown; ids?: unknown };
+	const { type, ids, tokens } = value as { type?: unknown; ids?: unknown; tokens?: unknown };
 	if (type === "ping") return { type };
 	if (type !== "subscribe" && type !== "unsubscribe") return bad('type must be "subscribe", "unsubscribe" or "ping"');
 	if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
 		return bad(`ids must be a non-empty array of at most ${MAX_SUBSCRIPTIONS_PER_SOCKET} task ids`);
 	}
 	if (!ids.every((id): id is string => typeof id === "string" && TASK_ID.test(id))) return bad("ids must be valid task ids");
-	return { type, ids: [...new Set(ids)] };
+	const unique = [...new Set(ids)];
+	if (type === "unsubscribe") return { type, ids: unique };
+	if (tokens !== undefined && (typeof tokens !== "object" || tokens === null || Array.isArray(tokens))) {
+		return bad("tokens must be an object of task id to token");
+	}
+	const byId: Record<string, string> = {};
+	for (const [id, token] of Object.entries((tokens ?? {}) as Record<string, unknown>)) if (typeof token === "string") byId[id] = token;
+	return { type, ids: unique, tokens: byId };
 }

@@ -1,4 +1,6 @@
 import { Hono, type Context } from "hono";
+import { admitSubmission, clientKey, withWaitingSlot } from "./admission";
+import { apiKeys, authorize, taskToken, type Access } from "./auth";
 import { settings } from "./config";
 import { queue } from "./consumer";
 import { ApiError } from "./errors";
@@ -13,16 +15,33 @@ export { TaskCoordinator } from "./TaskCoordinator";
 export { StatsShard } from "./StatsShard";
 export { SubscriptionHub } from "./SubscriptionHub";
 
-type App = { Bindings: Env };
+type App = { Bindings: Env; Variables: { access: Access } };
 const app = new Hono<App>();
 
-/** The task plus where to find it again. */
-function withUrls(c: Context<App>, task: Task) {
-	const url = new URL(`/v1/tasks/${encodeURIComponent(task.id)}`, c.req.url);
-	const base = url.toString();
-	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-	return { ...task, urls: { get: base, ws: `${url}/ws`, events: `${base}/events`, cancel: `${base}/cancel` } };
+/** Token lifetime: the task's whole life, with a day to spare for slow readers. */
+const TOKEN_SLACK_S = 86_400;
+
+/**
+ * The task plus where to find it again. When API keys are in force the URLs carry a token for
+ * this task alone, so they can be handed to a browser.
+ */
+async function withUrls(c: Context<App>, task: Task) {
+	const path = `/v1/tasks/${encodeURIComponent(task.id)}`;
+	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, task.id, settings(c.env).defaultTtlS + TOKEN_SLACK_S)}` : "";
+	const http = new URL(path, c.req.url);
+	const ws = new URL(http);
+	ws.protocol = http.protocol === "https:" ? "wss:" : "ws:";
+	return {
+		...task,
+		urls: { get: `${http}${query}`, ws: `${ws}/ws${query}`, events: `${http}/events${query}`, cancel: `${http}/cancel${query}` },
+	};
 }
+
+/** Everything but a minimal /health needs credentials when auth is on (see auth.ts). */
+app.use("*", async (c, next) => {
+	c.set("access", await authorize(c.env, c.req.raw));
+	await next();
+});
 
 function requireWebSocketUpgrade(c: Context<App>): void {
 	if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -44,23 +63,24 @@ function resumeAfter(c: Context<App>): number | null {
 /** Submit a task. `Prefer: wait=N` answers 200 once it ends within N s, else 202. */
 app.post("/v1/tasks", async (c) => {
 	const wait = preferredWait(c);
+	admitSubmission(c.env, clientKey(c.req.raw));
 	const spec = await toSpec(c.env, await readJsonBody(c, settings(c.env).maxBodyBytes));
 	let { task } = await submit(c.env, spec);
 	if (wait !== null) {
-		task = await waitForTask(c.env, task.id, wait);
+		task = await withWaitingSlot(c.env, () => waitForTask(c.env, spec.id, wait));
 		c.header("Preference-Applied", `wait=${wait}`);
 	}
 	c.header("Location", `/v1/tasks/${encodeURIComponent(task.id)}`);
-	return c.json(withUrls(c, task), isTerminal(task.status) ? 200 : 202);
+	return c.json(await withUrls(c, task), isTerminal(task.status) ? 200 : 202);
 });
 
 /** Read a task; `Prefer: wait=N` long-polls until it is terminal or N s pass. */
 app.get("/v1/tasks/:id", async (c) => {
 	const id = taskIdParam(c);
 	const wait = preferredWait(c);
-	const task = await waitForTask(c.env, id, wait ?? 0);
+	const task = wait ? await withWaitingSlot(c.env, () => waitForTask(c.env, id, wait)) : await waitForTask(c.env, id, 0);
 	if (wait !== null) c.header("Preference-Applied", `wait=${wait}`);
-	return c.json(withUrls(c, task), 200);
+	return c.json(await withUrls(c, task), 200);
 });
 
 /** Cancel a task: a queued one never starts, a running one is aborted. 409 once it has ended otherwise. */
@@ -71,7 +91,7 @@ app.post("/v1/tasks/:id/cancel", async (c) => {
 	if (outcome === "already_finished") {
 		throw new ApiError(409, "task_finished", `Task ${id} already ended ${task.status}`, { task });
 	}
-	return c.json(withUrls(c, task), 200);
+	return c.json(await withUrls(c, task), 200);
 });
 
 /** A hibernating WebSocket of one task's events, held by the task's own object. */
@@ -100,12 +120,14 @@ app.get("/v1/ws", async (c) => {
 	const hub = crypto.randomUUID();
 	const request = new Request(c.req.raw);
 	request.headers.set("x-edgetask-hub", hub);
+	// Without an API key, each subscription must carry that task's token.
+	request.headers.set("x-edgetask-scope", c.get("access") === "anonymous" ? "tokens" : "all");
 	return c.env.HUBS.getByName(hub).fetch(request);
 });
 
 app.post("/process", handleProcess);
 
-app.get("/health", async (c) => c.json(await healthReport(c.env)));
+app.get("/health", async (c) => c.json(c.get("access") === "anonymous" ? { status: "ok" } : await healthReport(c.env)));
 
 // Known paths with the wrong method: 405 with Allow, not 404.
 for (const [path, allow] of [

@@ -21,11 +21,37 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<unknow
 	} catch {
 		throw new ApiError(400, "invalid_json", "Body is not valid UTF-8");
 	}
+	const depth = nestingDepth(text);
+	if (depth > MAX_JSON_DEPTH) {
+		throw new ApiError(400, "json_too_deep", `JSON nesting is limited to ${MAX_JSON_DEPTH} levels (got ${depth})`);
+	}
 	try {
 		return JSON.parse(text);
 	} catch (e) {
 		throw new ApiError(400, "invalid_json", `Body is not valid JSON: ${(e as Error).message}`);
 	}
+}
+
+/** Deepest JSON nesting accepted: validators and hashing recurse, and must not overflow the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Deepest bracket nesting in JSON text, outside strings; stops counting past the limit. */
+function nestingDepth(text: string): number {
+	let depth = 0;
+	let deepest = 0;
+	let inString = false;
+	for (let i = 0; i < text.length; i++) {
+		const ch = text.charCodeAt(i);
+		if (inString) {
+			if (ch === 92 /* backslash: skip the escaped char */) i++;
+			else if (ch === 34 /* " */) inString = false;
+		} else if (ch === 34) inString = true;
+		else if (ch === 91 || ch === 123 /* [ { */) {
+			if (++depth > deepest) deepest = depth;
+			if (deepest > MAX_JSON_DEPTH) return deepest;
+		} else if (ch === 93 || ch === 125 /* ] } */) depth--;
+	}
+	return deepest;
 }
 
 function tooLarge(maxBytes: number): ApiError {

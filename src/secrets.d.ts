@@ -3,4 +3,8 @@
 interface Env {
 	/** Signs webhooks (Standard Webhooks). `whsec_<base64>` or any string. */
 	WEBHOOK_SECRET?: string;
+	/** Comma-separated API keys; when set, requests need `Authorization: Bearer <key>`. */
+	API_KEYS?: string;
+	/** Signs per-task capability tokens; defaults to a key derived from API_KEYS. */
+	TOKEN_SECRET?: string;
 }

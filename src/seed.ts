@@ -1,3 +1,4 @@
+import { admitSubmission, clientKey, withWaitingSlot } from "./admission";
 import { settings } from "./config";
 import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
@@ -46,6 +47,7 @@ export function taskEnvelope(task: Task): SeedEnvelope {
 export async function handleProcess(c: Context<{ Bindings: Env }>) {
 	let uuid = "";
 	try {
+		admitSubmission(c.env, clientKey(c.req.raw));
 		const body = await readJsonBody(c, settings(c.env).maxBodyBytes);
 		if (typeof body !== "object" || body === null || Array.isArray(body)) {
 			throw new ApiError(400, "invalid_request", "Body must be a JSON object");
@@ -57,13 +59,14 @@ export async function handleProcess(c: Context<{ Bindings: Env }>) {
 		const input = { ...body, uuid };
 		const spec = await toSpec(c.env, { type: settings(c.env).processTaskType, input, id: uuid });
 		await submit(c.env, spec);
-		const task = await waitForTask(c.env, uuid, PROCESS_WAIT_S);
+		const task = await withWaitingSlot(c.env, () => waitForTask(c.env, uuid, PROCESS_WAIT_S));
 		return c.json(taskEnvelope(task), 200);
 	} catch (e) {
 		if (e instanceof ApiError) {
 			// A misconfigured PROCESS_TASK_TYPE is the server's fault, not the client's.
 			const status = e.status === 422 ? 500 : e.status;
 			const details = e.details === undefined ? "" : `: ${JSON.stringify(e.details)}`;
+			for (const [name, value] of Object.entries(e.headers)) c.header(name, value);
 			return c.json(envelope(uuid, false, `${e.message}${details}`), status);
 		}
 		console.error(`POST /process ${uuid}: ${String(e)}`);
