@@ -8,11 +8,11 @@ export const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
 /** Largest client frame accepted; anything bigger gets an error frame. */
 const MAX_FRAME_BYTES = 64 * 1024;
 
+/** Per-socket state kept in the attachment (small: the runtime caps attachments at 16 KiB). */
 interface Attachment {
 	hub: string;
 	/** "all": opened with an API key (or auth is off); "tokens": each subscription needs its task's token. */
 	scope: "all" | "tokens";
-	ids: string[];
 }
 
 type ClientFrame =
@@ -20,41 +20,59 @@ type ClientFrame =
 	| { type: "unsubscribe"; ids: string[] }
 	| { type: "ping" };
 
+type ErrorFrame = { type: "error"; error: { code: string; message: string; id?: string } };
+
 /**
  * The object behind one multi-task WebSocket (`GET /v1/ws`): a fresh hub per connection, so a
  * dashboard following hundreds of tasks needs one socket, and no single object carries every
  * task's traffic. Each followed task's own object pushes its events here (`relay`).
  *
- * The socket hibernates (accepted with `ctx.acceptWebSocket`, its subscriptions kept in the
- * socket's attachment), so an idle dashboard costs nothing and survives eviction.
+ * The socket hibernates (accepted with `ctx.acceptWebSocket`), and the followed ids live in this
+ * object's SQLite (one socket per hub), so an idle dashboard costs nothing and survives eviction.
  */
 export class SubscriptionHub extends DurableObject<Env> {
+	private readonly sql = this.ctx.storage.sql;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		this.sql.exec("CREATE TABLE IF NOT EXISTS subscriptions (task_id TEXT PRIMARY KEY)");
+		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+	}
+
 	override async fetch(request: Request): Promise<Response> {
 		const hub = request.headers.get("x-edgetask-hub") ?? "";
 		const scope = request.headers.get("x-edgetask-scope") === "all" ? "all" : "tokens";
 		const { 0: client, 1: server } = new WebSocketPair();
 		this.ctx.acceptWebSocket(server);
-		server.serializeAttachment({ hub, scope, ids: [] } satisfies Attachment);
+		server.serializeAttachment({ hub, scope } satisfies Attachment);
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
-	/** An event of a followed task; false when no socket here wants that task any more. */
+	/** An event of a followed task; false when this hub no longer wants that task. */
 	async relay(event: TaskEvent): Promise<boolean> {
-		let wanted = false;
-		for (const ws of this.ctx.getWebSockets()) {
-			const att = ws.deserializeAttachment() as Attachment;
-			if (!att.ids.includes(event.task_id)) continue;
-			wanted = true;
-			safeSend(ws, event);
-			if (isTerminalEvent(event)) ws.serializeAttachment({ ...att, ids: att.ids.filter((id) => id !== event.task_id) });
+		if (!this.isSubscribed(event.task_id)) return false;
+		const sockets = this.ctx.getWebSockets();
+		for (const ws of sockets) safeSend(ws, event);
+		if (isTerminalEvent(event) || sockets.length === 0) {
+			this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", event.task_id);
+			return false;
 		}
-		return wanted && !isTerminalEvent(event);
+		return true;
 	}
 
 	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-		const frame = parseFrame(message);
-		if ("error" in frame) {
-			safeSend(ws, { type: "error", error: frame.error });
+		try {
+			await this.handleFrame(ws, parseFrame(message));
+		} catch (e) {
+			// Never let one frame break the socket: report and carry on.
+			console.error(`hub: frame failed: ${String(e)}`);
+			safeSend(ws, errorFrame("internal_error", "The frame could not be handled"));
+		}
+	}
+
+	private async handleFrame(ws: WebSocket, frame: ClientFrame | ErrorFrame): Promise<void> {
+		if (frame.type === "error") {
+			safeSend(ws, frame);
 			return;
 		}
 		if (frame.type === "ping") {
@@ -63,48 +81,51 @@ export class SubscriptionHub extends DurableObject<Env> {
 		}
 		const att = ws.deserializeAttachment() as Attachment;
 		if (frame.type === "unsubscribe") {
-			ws.serializeAttachment({ ...att, ids: att.ids.filter((id) => !frame.ids.includes(id)) });
+			for (const id of frame.ids) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
 			await Promise.allSettled(frame.ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
 			safeSend(ws, { type: "unsubscribed", ids: frame.ids });
 			return;
 		}
-		let fresh = frame.ids.filter((id) => !att.ids.includes(id));
+		let fresh = frame.ids.filter((id) => !this.isSubscribed(id));
 		if (att.scope === "tokens") {
-			const allowed = await Promise.all(fresh.map(async (id) => verifyTaskToken(this.env, id, frame.tokens[id] ?? "")));
+			const allowed = await Promise.all(fresh.map((id) => verifyTaskToken(this.env, id, frame.tokens[id] ?? "")));
 			for (const id of fresh.filter((_, i) => !allowed[i])) {
-				safeSend(ws, { type: "error", error: { code: "forbidden", message: `No valid token for task ${id}`, id } });
+				safeSend(ws, errorFrame("forbidden", `No valid token for task ${id}`, id));
 			}
 			fresh = fresh.filter((_, i) => allowed[i]);
 		}
-		if (att.ids.length + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
-			safeSend(ws, {
-				type: "error",
-				error: { code: "too_many_subscriptions", message: `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} tasks per socket` },
-			});
+		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions").one().n;
+		if (count + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
+			safeSend(ws, errorFrame("too_many_subscriptions", `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} tasks per socket`));
 			return;
 		}
-		// Record the subscriptions before asking the tasks, so no event sent in between is dropped.
-		ws.serializeAttachment({ ...att, ids: [...att.ids, ...fresh] });
-		const results = await Promise.all(
-			fresh.map(async (id) => ({ id, snapshot: await this.env.TASKS.getByName(id).follow(att.hub).catch(() => null) })),
+		// Record the subscriptions before asking the tasks, so no event relayed in between is dropped.
+		for (const id of fresh) this.sql.exec("INSERT OR IGNORE INTO subscriptions (task_id) VALUES (?)", id);
+		const answers = await Promise.all(
+			fresh.map(async (id) => ({ id, answer: await this.env.TASKS.getByName(id).follow(att.hub).catch(() => "unavailable" as const) })),
 		);
-		const now = ws.deserializeAttachment() as Attachment;
-		const drop = new Set<string>();
-		for (const { id, snapshot } of results) {
-			if (!snapshot) {
-				drop.add(id);
-				safeSend(ws, { type: "error", error: { code: "task_not_found", message: `No task with id ${id}`, id } });
+		for (const { id, answer } of answers) {
+			if (typeof answer === "string") {
+				this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
+				const reason =
+					answer === "unknown"
+						? errorFrame("task_not_found", `No task with id ${id}`, id)
+						: answer === "too_many_followers"
+							? errorFrame("too_many_followers", `Task ${id} has too many followers`, id)
+							: errorFrame("unavailable", `Task ${id} could not be reached; subscribe again`, id);
+				safeSend(ws, reason);
 				continue;
 			}
-			safeSend(ws, snapshot);
-			if (isTerminalEvent(snapshot)) drop.add(id);
+			safeSend(ws, answer);
+			if (isTerminalEvent(answer)) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
 		}
-		ws.serializeAttachment({ ...now, ids: now.ids.filter((id) => !drop.has(id)) });
 	}
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
 		const att = ws.deserializeAttachment() as Attachment;
-		await Promise.allSettled(att.ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
+		const ids = this.sql.exec<{ task_id: string }>("SELECT task_id FROM subscriptions").toArray().map((row) => row.task_id);
+		this.sql.exec("DELETE FROM subscriptions");
+		await Promise.allSettled(ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
 		try {
 			ws.close(code === 1005 ? 1000 : code, reason);
 		} catch {
@@ -115,6 +136,14 @@ export class SubscriptionHub extends DurableObject<Env> {
 	override async webSocketError(ws: WebSocket): Promise<void> {
 		await this.webSocketClose(ws, 1011, "socket error");
 	}
+
+	private isSubscribed(id: string): boolean {
+		return this.sql.exec("SELECT 1 FROM subscriptions WHERE task_id = ?", id).toArray().length > 0;
+	}
+}
+
+function errorFrame(code: string, message: string, id?: string): ErrorFrame {
+	return { type: "error", error: id === undefined ? { code, message } : { code, message, id } };
 }
 
 function safeSend(ws: WebSocket, value: unknown): void {
@@ -127,10 +156,10 @@ function safeSend(ws: WebSocket, value: unknown): void {
 
 /**
  * Client frames: `{"type":"subscribe","ids":[...],"tokens"?:{id:token}}`,
- * `{"type":"unsubscribe","ids":[...]}` or `{"type":"ping"}`.
+ * `{"type":"unsubscribe","ids":[...]}` or `{"type":"ping"}` (answered by the runtime).
  */
-function parseFrame(message: string | ArrayBuffer): ClientFrame | { error: { code: string; message: string } } {
-	const bad = (msg: string) => ({ error: { code: "bad_frame", message: msg } });
+function parseFrame(message: string | ArrayBuffer): ClientFrame | ErrorFrame {
+	const bad = (msg: string) => errorFrame("bad_frame", msg);
 	if (typeof message !== "string") return bad("Send JSON text frames");
 	if (message.length > MAX_FRAME_BYTES) return bad(`Frames are limited to ${MAX_FRAME_BYTES} bytes`);
 	let value: unknown;

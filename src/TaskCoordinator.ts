@@ -63,6 +63,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private progressTimer = 0;
 	/** Webhook events whose delivery is under way in this instance. */
 	private readonly delivering = new Set<number>();
+	/** Wakes `adoptAttempt` when a webhook retry gets a new due time. */
+	private outboxChanged: (() => void) | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -168,16 +170,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** An SSE stream of the task's events (after `after`, else from a snapshot); null if unknown. */
 	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | null> {
 		if (!this.record) return null;
-		return this.fanout.openStream(this.catchUp(after));
+		return this.fanout.openStream(this.catchUp(after), isTerminal(this.record.status));
 	}
 
-	/** A multi-task hub starts following this task: returns the current snapshot, or null if unknown. */
-	async follow(hub: string): Promise<TaskEvent | null> {
+	/** A multi-task hub starts following this task: the current snapshot, or why it cannot. */
+	async follow(hub: string): Promise<TaskEvent | "unknown" | "too_many_followers"> {
 		const r = this.record;
-		if (!r) return null;
+		if (!r) return "unknown";
 		if (!isTerminal(r.status)) {
 			const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM followers").one().n;
-			if (count >= MAX_FOLLOWERS) throw new Error(`task ${r.id} has ${MAX_FOLLOWERS} followers already`);
+			if (count >= MAX_FOLLOWERS) return "too_many_followers";
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
@@ -193,7 +195,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
 		}
 		const after = new URL(request.url).searchParams.get("after");
-		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)));
+		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)), isTerminal(this.record.status));
 	}
 
 	/** Client frames on a per-task socket: `ping` is answered by the runtime; anything else is an error. */
@@ -231,13 +233,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
 			else await this.schedule();
 		} else if (this.inFlight) {
-			await this.inFlight;
+			await this.adoptAttempt(this.inFlight);
 		} else if (r.status === "running") {
 			await this.attemptLost(r);
 		} else if (r.dispatched) {
 			if (now >= r.runAfter && this.mayStart(r)) {
-				this.startAttempt(r);
-				await this.inFlight;
+				await this.adoptAttempt(this.startAttempt(r));
 			} else await this.schedule();
 		} else if (now >= r.recoverAt) {
 			await this.resend(r);
@@ -254,13 +255,43 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return true;
 	}
 
-	/** Starts an attempt in this instance; the alarm handler awaits it (see the class comment). */
-	private startAttempt(r: TaskRecord): void {
-		this.inFlight = this.run(r)
+	/** Starts an attempt in this instance; the alarm handler adopts it (see the class comment). */
+	private startAttempt(r: TaskRecord): Promise<void> {
+		const attempt = this.run(r)
 			.catch((e: unknown) => console.error(`task ${r.id}: attempt crashed: ${String(e)}`))
 			.finally(() => {
 				this.inFlight = null;
 			});
+		this.inFlight = attempt;
+		return attempt;
+	}
+
+	/**
+	 * Holds the alarm handler open for the attempt's whole run. The alarm cannot fire again
+	 * meanwhile, so webhook retries that fall due during the run are sent from here.
+	 */
+	private async adoptAttempt(attempt: Promise<void>): Promise<void> {
+		let done = false;
+		void attempt.finally(() => (done = true));
+		while (!done) {
+			const next = Math.min(...(this.record?.webhookOutbox.map((w) => w.nextAt) ?? []));
+			if (!Number.isFinite(next)) {
+				await attempt;
+				break;
+			}
+			let timer = 0;
+			const due = new Promise<void>((resolve) => {
+				timer = setTimeout(resolve, Math.max(0, next - Date.now()));
+				this.outboxChanged = resolve;
+			});
+			try {
+				await Promise.race([attempt, due]);
+			} finally {
+				clearTimeout(timer);
+				this.outboxChanged = null;
+			}
+			if (!done) await this.deliverDueWebhooks(Date.now());
+		}
 	}
 
 	/** Runs one attempt under the task's deadline, then stores its outcome. */
@@ -309,8 +340,13 @@ export class TaskCoordinator extends DurableObject<Env> {
 				resolve({ kind: "failed", error: { code: "canceled", message: reason.message }, retryable: false });
 			};
 		});
+		const parsed = processor.input.safeParse(r.input);
+		if (!parsed.success) {
+			// Checked at submit; a failure here means the processor changed since. No retry can fix it.
+			return { kind: "failed", error: { code: "invalid_input", message: parsed.error.message }, retryable: false };
+		}
+		const input = parsed.data;
 		const work = (async (): Promise<AttemptResult> => {
-			const input = processor.input.parse(r.input);
 			const output = await processor.run(input, {
 				taskId: r.id,
 				attempt,
@@ -498,6 +534,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			pending.nextAt = Date.now() + webhookBackoffMs(pending.attempts, this.cfg.webhookRetryBaseS);
 		}
 		this.persist();
+		this.outboxChanged?.();
 		await this.schedule();
 	}
 

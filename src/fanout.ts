@@ -33,23 +33,23 @@ export class Fanout {
 		});
 	}
 
-	/** Accepts a hibernating WebSocket and sends it `initial`; closes it at once if those end the task. */
-	acceptSocket(initial: TaskEvent[]): Response {
+	/** Accepts a hibernating WebSocket and sends it `initial`; closes it at once if the task has ended. */
+	acceptSocket(initial: TaskEvent[], ended: boolean): Response {
 		const { 0: client, 1: server } = new WebSocketPair();
 		this.ctx.acceptWebSocket(server);
 		for (const event of initial) server.send(JSON.stringify(event));
-		if (initial.some(isTerminalEvent)) server.close(1000, "task finished");
+		if (ended) server.close(1000, "task finished");
 		return new Response(null, { status: 101, webSocket: client });
 	}
 
-	/** An SSE stream that starts with `initial`; closed at once if those end the task. */
-	openStream(initial: TaskEvent[]): ReadableStream<Uint8Array> {
+	/** An SSE stream that starts with `initial`; closed at once if the task has ended. */
+	openStream(initial: TaskEvent[], ended: boolean): ReadableStream<Uint8Array> {
 		const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
 		const writer = writable.getWriter();
 		// Tell the client how long to wait before reconnecting (it resumes with Last-Event-ID).
 		this.write(writer, "retry: 1000\n\n");
 		for (const event of initial) this.write(writer, sseFrame(event));
-		if (initial.some(isTerminalEvent)) {
+		if (ended) {
 			writer.close().catch(() => {});
 		} else {
 			this.streams.add(writer);

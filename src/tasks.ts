@@ -19,7 +19,7 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 	const b = parsed.data;
 	const processor = findProcessor(b.type, env);
 	if (!processor) throw new ApiError(422, "unknown_type", `No processor for task type "${b.type}"`);
-	const input = processor.input.safeParse(b.input);
+	const input = processor.input.safeParse(b.input ?? null);
 	if (!input.success) throw new ApiError(400, "invalid_input", `Invalid input for type "${b.type}"`, issuesOf(input.error, ["input"]));
 	if (b.timeout_s !== undefined && b.timeout_s > MAX_TIMEOUT_S) {
 		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [

@@ -7,7 +7,7 @@ import { defineProcessor, sleepFor } from "./types";
  * the input are accepted and ignored, as the seed template's clients send arbitrary JSON.
  */
 export const sleep = defineProcessor({
-	input: z.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) }),
+	input: z.preprocess((v) => v ?? {}, z.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) })),
 	async run({ ms }, ctx) {
 		const steps = ms >= 1000 ? 10 : 1;
 		for (let i = 1; i <= steps; i++) {
