@@ -5,6 +5,8 @@ import { WEBHOOK_EVENT_FILTERS, webhookUrlProblem } from "./webhooks";
 /** Client-chosen task ids: safe in URLs, object names and logs. */
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const MAX_WAIT_S = 60;
+/** Longest deadline for one attempt: the run happens in an alarm, which may last 15 minutes. */
+export const MAX_TIMEOUT_S = 900;
 
 /** Body of `POST /v1/tasks`. Unknown fields are refused so typos do not pass silently. */
 export const SubmitBody = z.strictObject({
@@ -12,7 +14,7 @@ export const SubmitBody = z.strictObject({
 	input: z.json().optional(),
 	id: z.string().regex(TASK_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -").optional(),
 	priority: z.enum(PRIORITIES).default("normal"),
-	timeout_s: z.number().positive().max(86_400).optional(),
+	timeout_s: z.number().positive().max(MAX_TIMEOUT_S).optional(),
 	ttl_s: z.number().positive().max(30 * 86_400).optional(),
 	webhook: z
 		.string()

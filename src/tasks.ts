@@ -5,9 +5,6 @@ import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
 import type { Task, TaskMessage, TaskSpec } from "./task";
 
-/** Longest deadline for one attempt: the run happens in an alarm, which may last 15 minutes. */
-export const MAX_TIMEOUT_S = 900;
-
 /**
  * Validates a submission and turns it into a spec, or throws the right ApiError:
  * 400 with field paths for schema problems (the type's own input schema included), 422 for a
@@ -21,11 +18,6 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 	if (!processor) throw new ApiError(422, "unknown_type", `No processor for task type "${b.type}"`);
 	const input = processor.input.safeParse(b.input ?? null);
 	if (!input.success) throw new ApiError(400, "invalid_input", `Invalid input for type "${b.type}"`, issuesOf(input.error, ["input"]));
-	if (b.timeout_s !== undefined && b.timeout_s > MAX_TIMEOUT_S) {
-		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [
-			{ path: "timeout_s", message: `must be at most ${MAX_TIMEOUT_S}` },
-		]);
-	}
 	if (b.webhook_events && !b.webhook) {
 		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [
 			{ path: "webhook_events", message: "needs webhook" },

@@ -1,0 +1,84 @@
+import { env } from "cloudflare:workers";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { expect, it } from "vitest";
+import { statsShardFor } from "../../src/StatsShard";
+import { toSpec } from "../../src/tasks";
+import { call, eventually, getTask, newId, settled, sleep, submitTask, taskStub } from "./helpers";
+
+/** HEALTH_SHARDS in wrangler.toml. */
+const HEALTH_SHARDS = 16;
+
+interface Health {
+	status: string;
+	queue_size: number;
+	running: number;
+	results_pending: number;
+	by_status: Record<string, number>;
+}
+
+async function health(): Promise<Health> {
+	const { res, body } = await call<Health>("/health");
+	expect(res.status).toBe(200);
+	return body;
+}
+
+/** Polls /health until `ok` holds; counts are reported off the request path, so they lag a little. */
+function healthUntil(ok: (h: Health) => boolean, what: string): Promise<Health> {
+	return eventually(async () => {
+		const h = await health();
+		return ok(h) ? h : undefined;
+	}, what, 10_000, 100);
+}
+
+it("answers with the seed's fields and consistent counts", async () => {
+	const h = await health();
+	expect(h.status).toBe("ok");
+	for (const field of ["queue_size", "running", "results_pending"] as const) {
+		expect(Number.isInteger(h[field]) && h[field] >= 0, field).toBe(true);
+	}
+	expect(h.queue_size).toBe(h.by_status.queued);
+	expect(h.running).toBe(h.by_status.running);
+	const b = h.by_status;
+	expect(h.results_pending).toBe((b.succeeded ?? 0) + (b.failed ?? 0) + (b.canceled ?? 0) + (b.timed_out ?? 0));
+});
+
+// Counts are global to the run, so the test compares against a baseline taken first.
+it("counts running tasks while they run, then their results", async () => {
+	const base = await health();
+	const ids = [newId(), newId(), newId()];
+	for (const id of ids) await submitTask({ id, type: "sleep", input: { ms: 2500 } });
+
+	await healthUntil((h) => h.running >= base.running + 3, "3 more running tasks");
+
+	for (const id of ids) expect((await settled(id)).status).toBe("succeeded");
+	const after = await healthUntil(
+		(h) => h.results_pending >= base.results_pending + 3 && h.running <= base.running,
+		"3 more results and the running count back down",
+	);
+	expect(after.running).toBe(base.running);
+});
+
+it("counts a task waiting for its message in queue_size", async () => {
+	const base = await health();
+	const id = newId();
+	// Stored without a message: it stays queued until its object re-sends one (2 s in tests).
+	await taskStub(id).create(await toSpec(env, { id, type: "echo", input: null }));
+
+	await healthUntil((h) => h.queue_size >= base.queue_size + 1, "one more queued task");
+	expect((await settled(id)).status).toBe("succeeded");
+	await healthUntil((h) => h.queue_size <= base.queue_size, "the queued count back down");
+});
+
+it("stops counting a task once its TTL has deleted it", async () => {
+	const id = newId();
+	const { body } = await submitTask({ id, type: "echo", input: 1, ttl_s: 1 }, { wait: 10 });
+	expect(body.status).toBe("succeeded");
+	const shard = statsShardFor(env, id, HEALTH_SHARDS);
+	const row = () => runInDurableObject(shard, (_instance, state) => state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null);
+
+	await eventually(async () => ((await row()) === "succeeded" ? true : undefined), "the shard to count the result", 5000);
+	await sleep(Date.parse(body.finished_at ?? "") + 1100 - Date.now());
+	await runDurableObjectAlarm(taskStub(id));
+	expect((await getTask(id)).res.status).toBe(404);
+	await eventually(async () => ((await row()) === null ? true : undefined), "the shard to forget the expired task", 5000);
+});
