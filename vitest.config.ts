@@ -15,6 +15,8 @@ export default defineConfig({
 								ENABLE_FAULT_PROCESSORS: "true",
 								// Auth has its own tests (with API_KEYS set per request's env).
 								AUTH_MODE: "open",
+								// Signs task tokens in every object alike (the hub checks them with its own env).
+								TOKEN_SECRET: "test-token-secret",
 								// Short enough for tests to watch recovery happen.
 								QUEUED_RECOVERY_S: "2",
 							},

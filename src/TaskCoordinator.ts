@@ -11,6 +11,12 @@ import { deliver, filterFor, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./we
 const MAX_RECOVERY_GAP_MS = 3_600_000;
 /** Webhook attempts kept on the task for inspection. */
 const WEBHOOK_LOG_LIMIT = 50;
+/** A running attempt is adopted by the alarm handler this long after it starts (short ones never need it). */
+const ADOPT_AFTER_MS = 1000;
+/** Health reports are coalesced over this window: a task that ends quickly sends one, not four. */
+const REPORT_DEBOUNCE_MS = 250;
+/** A terminal status the health shard did not acknowledge is reported again this much later. */
+const REPORT_RETRY_MS = 2000;
 /** Longest progress message stored and sent. */
 export const MAX_PROGRESS_MESSAGE = 256;
 
@@ -55,6 +61,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private readonly fanout: Fanout;
 	/** The attempt executing in this instance, if any (a fresh instance never has one). */
 	private inFlight: Promise<void> | null = null;
+	private attemptActive = false;
+	/** Hubs following the task (mirrors the followers table; loaded on first use). */
+	private followerCache: Set<string> | null = null;
+	/** Latest status not yet reported to the health shard, and the pending report's timer. */
+	private pendingReport: { version: number; status: TaskStatus } | null = null;
+	private reportTimer = 0;
 	private abortAttempt: ((reason: Error) => void) | null = null;
 	/** The alarm time this instance last set (null: unknown, set it). */
 	private alarmAt: number | null = null;
@@ -83,9 +95,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return { outcome: this.record.fingerprint === spec.fingerprint ? "existing" : "conflict", task: this.task() };
 		}
 		const now = Date.now();
-		this.sql.exec("CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL)");
-		this.sql.exec("CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL)");
-		this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY)");
+		this.sql.exec(`CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+			CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL);
+			CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY);`);
 		this.record = {
 			...spec,
 			status: "queued",
@@ -107,9 +119,29 @@ export class TaskCoordinator extends DurableObject<Env> {
 			webhookOutbox: [],
 			webhookLog: [],
 		};
-		await this.save();
-		this.emit("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
+		await this.save("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
 		return { outcome: "created", task: this.task() };
+	}
+
+	/**
+	 * `create`, then send the task's queue message (only when it was created: a repeated submit
+	 * runs nothing again), then wait up to `waitMs` for it to end — one round trip for the API.
+	 * A failed send loses nothing: the recovery alarm re-sends a message that never arrived.
+	 */
+	async submit(spec: TaskSpec, waitMs: number): Promise<{ outcome: CreateOutcome; task: Task }> {
+		const { outcome } = await this.create(spec);
+		if (outcome === "created") {
+			const message: TaskMessage = { id: spec.id, reason: "submit" };
+			try {
+				await this.env.TASK_QUEUE.send(message);
+			} catch (e) {
+				console.error(`task ${spec.id}: enqueue failed, the recovery alarm will re-send: ${String(e)}`);
+			}
+		}
+		if (outcome !== "conflict" && waitMs > 0 && this.record && !isTerminal(this.record.status)) {
+			await this.fanout.waitForEnd(waitMs);
+		}
+		return { outcome, task: this.task() };
 	}
 
 	/**
@@ -124,8 +156,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (r.status === "running") return "running";
 		if (r.dispatched) return "duplicate";
 		r.dispatched = true;
-		await this.save();
-		if (this.mayStart(r)) this.startAttempt(r);
+		// Starting stores `dispatched` with the running state; a gated task stores it now.
+		if (this.mayStart(r)) void this.startAttempt(r);
+		else await this.save();
 		return "scheduled";
 	}
 
@@ -152,7 +185,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The dead-letter queue gave up on this task's message: fail it rather than leave it waiting. */
 	async deadLettered(): Promise<void> {
 		const r = this.record;
-		if (!r || isTerminal(r.status) || r.status === "running") return;
+		// A task that is running, or was delivered and waits for a retry, got its message through.
+		if (!r || isTerminal(r.status) || r.status === "running" || r.dispatched) return;
 		await this.finish(r.attempts, "failed", {
 			error: { code: "dead_lettered", message: "The task's queue message could not be delivered" },
 		});
@@ -167,10 +201,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return rows.map((row) => JSON.parse(row.event) as TaskEvent);
 	}
 
-	/** An SSE stream of the task's events (after `after`, else from a snapshot); null if unknown. */
-	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | null> {
-		if (!this.record) return null;
-		return this.fanout.openStream(this.catchUp(after), isTerminal(this.record.status));
+	/**
+	 * An SSE stream of the task's events (after `after`, else from a snapshot). "ended" when a
+	 * resuming client of a finished task has nothing left to get.
+	 */
+	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | "unknown" | "ended"> {
+		if (!this.record) return "unknown";
+		const events = this.catchUp(after);
+		const ended = isTerminal(this.record.status);
+		if (ended && events.length === 0) return "ended";
+		return this.fanout.openStream(events, ended);
 	}
 
 	/** A multi-task hub starts following this task: the current snapshot, or why it cannot. */
@@ -178,15 +218,18 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const r = this.record;
 		if (!r) return "unknown";
 		if (!isTerminal(r.status)) {
-			const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM followers").one().n;
-			if (count >= MAX_FOLLOWERS) return "too_many_followers";
+			const followers = this.followers();
+			if (!followers.has(hub) && followers.size >= MAX_FOLLOWERS) return "too_many_followers";
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
+			followers.add(hub);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
 	}
 
 	async unfollow(hub: string): Promise<void> {
-		if (this.record) this.sql.exec("DELETE FROM followers WHERE hub = ?", hub);
+		if (!this.record) return;
+		this.sql.exec("DELETE FROM followers WHERE hub = ?", hub);
+		this.followers().delete(hub);
 	}
 
 	/** Only for the WebSocket upgrade of `GET /v1/tasks/{id}/ws` (`?after=N` replays from N). */
@@ -230,6 +273,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const now = Date.now();
 		await this.deliverDueWebhooks(now);
 		if (isTerminal(r.status)) {
+			if (!r.terminalReported) await this.reportTerminal();
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
 			else await this.schedule();
 		} else if (this.inFlight) {
@@ -257,10 +301,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	/** Starts an attempt in this instance; the alarm handler adopts it (see the class comment). */
 	private startAttempt(r: TaskRecord): Promise<void> {
+		this.attemptActive = true;
 		const attempt = this.run(r)
 			.catch((e: unknown) => console.error(`task ${r.id}: attempt crashed: ${String(e)}`))
 			.finally(() => {
 				this.inFlight = null;
+				this.attemptActive = false;
 			});
 		this.inFlight = attempt;
 		return attempt;
@@ -307,10 +353,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.startedAt = started;
 		r.progress = null;
 		const attempt = r.attempts;
-		await this.save();
-		this.emit("running", { status: "running", attempts: attempt, started_at: new Date(started).toISOString() });
-
+		this.commit("running", { status: "running", attempts: attempt, started_at: new Date(started).toISOString() });
+		// Moving the alarm need not delay the start: it runs alongside the attempt.
+		const scheduled = this.schedule();
 		const result = await this.execute(processor, r, attempt);
+		await scheduled;
 		const runMs = Date.now() - started;
 		// Fence: only the attempt that is still current may write its outcome (a cancel or a
 		// newer attempt may have moved on while this one ran).
@@ -397,8 +444,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private flushProgress(r: TaskRecord, attempt: number): void {
 		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return;
 		this.lastProgressAt = Date.now();
-		this.persist();
-		this.emit("progress", { progress: r.progress });
+		this.commit("progress", { progress: r.progress });
 	}
 
 	/** A retryable failure with attempts left: back to queued, started again after a backoff. */
@@ -407,13 +453,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.error = error;
 		r.progress = null;
 		r.runAfter = Date.now() + retryBackoffMs(r.attempts);
-		await this.save();
-		this.emit("retrying", {
-			status: "queued",
-			attempts: r.attempts,
-			error,
-			progress: null,
-		});
+		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
 
 	/** Stores the terminal state, then tells every subscriber and releases every waiter. */
@@ -427,9 +467,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.finishedAt = now;
 		r.expiresAt = now + r.ttlS * 1000;
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
-		await this.save();
 		const task = this.task();
-		this.emit(status as TaskEventType, {
+		this.commit(status as TaskEventType, {
 			status,
 			output: task.output,
 			error: task.error,
@@ -437,7 +476,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 			finished_at: task.finished_at,
 			metrics: task.metrics,
 		});
-		this.sql.exec("DELETE FROM followers");
+		// Everyone is told already; the health count follows, and the alarm retries it if lost.
+		await this.reportTerminal();
+		await this.schedule();
 	}
 
 	/** The instance running an attempt died (crash, eviction, restart): run it again or fail it. */
@@ -469,27 +510,56 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.ctx.storage.deleteAll();
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
-		this.reportStatus(r.id, r.version + 1, null);
+		this.followerCache = null;
+		clearTimeout(this.reportTimer);
+		this.pendingReport = null;
+		this.sendReport(r.id, r.version + 1, null);
 	}
 
 	// ---- events and webhooks ----
 
-	/** Stores an event and pushes it to every subscriber; queues its webhook if one is wanted. */
-	private emit(type: TaskEventType, data: Partial<Task>): void {
+	/**
+	 * Records a change: one write of the record (plus its event, if any), then everyone is told
+	 * at once: subscribers, followers, waiters (on a terminal event), the webhook, the health
+	 * shard. Synchronous: SQLite writes are durable before any reply leaves (the output gate).
+	 */
+	private commit(type?: TaskEventType, data?: Partial<Task>): void {
 		const r = this.record;
 		if (!r) return;
-		r.eventSeq += 1;
-		const event: TaskEvent = { task_id: r.id, seq: r.eventSeq, type, at: new Date().toISOString(), data };
-		// Only the latest progress is worth replaying to a subscriber that resumes.
-		if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
-		this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
-		const filter = filterFor(type);
-		const wantsWebhook = r.webhook !== null && filter !== null && r.webhookEvents.includes(filter);
-		if (wantsWebhook) r.webhookOutbox.push({ seq: event.seq, attempts: 0, nextAt: Date.now() });
+		r.version += 1;
+		let event: TaskEvent | null = null;
+		let wantsWebhook = false;
+		if (type && data) {
+			r.eventSeq += 1;
+			event = { task_id: r.id, seq: r.eventSeq, type, at: new Date().toISOString(), data };
+			// Only the latest progress is worth replaying to a subscriber that resumes.
+			if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
+			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
+			const filter = filterFor(type);
+			wantsWebhook = r.webhook !== null && filter !== null && r.webhookEvents.includes(filter);
+			if (wantsWebhook) r.webhookOutbox.push({ seq: event.seq, attempts: 0, nextAt: Date.now() });
+		}
 		this.persist();
-		const followers = this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub);
-		this.fanout.publish(event, followers, (hub) => void this.unfollow(hub));
+		this.reportStatus(r.id, r.version, r.status);
+		if (!event) return;
+		const followers = this.followers();
+		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
+		if (isTerminal(r.status) && followers.size > 0) {
+			this.sql.exec("DELETE FROM followers");
+			followers.clear();
+		}
 		if (wantsWebhook) this.ctx.waitUntil(this.deliverWebhook(event.seq));
+	}
+
+	/** `commit`, then point the alarm at the next deadline. */
+	private async save(type?: TaskEventType, data?: Partial<Task>): Promise<void> {
+		this.commit(type, data);
+		await this.schedule();
+	}
+
+	private followers(): Set<string> {
+		this.followerCache ??= new Set(this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub));
+		return this.followerCache;
 	}
 
 	private async deliverDueWebhooks(now: number): Promise<void> {
@@ -558,25 +628,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (r) this.sql.exec("INSERT OR REPLACE INTO task (id, record) VALUES (?, ?)", r.id, JSON.stringify(r));
 	}
 
-	/** Persists a status change, points the alarm at the next deadline and tells the health shard. */
-	private async save(): Promise<void> {
-		const r = this.record;
-		if (!r) return;
-		r.version += 1;
-		this.persist();
-		await this.schedule();
-		this.reportStatus(r.id, r.version, r.status);
-	}
-
 	private async schedule(): Promise<void> {
 		const r = this.record;
 		if (!r) return;
 		const now = Date.now();
 		let at =
 			r.status === "running"
-				? now
+				? this.attemptActive
+					? (r.startedAt ?? now) + ADOPT_AFTER_MS
+					: now
 				: isTerminal(r.status)
-					? (r.expiresAt ?? now)
+					? r.terminalReported
+						? (r.expiresAt ?? now)
+						: now + REPORT_RETRY_MS
 					: r.dispatched
 						? r.runAfter
 						: r.recoverAt;
@@ -588,8 +652,45 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.alarmAt = at;
 	}
 
-	/** Off the request path: the report is not awaited by anyone waiting on the task. */
-	private reportStatus(id: string, version: number, status: TaskStatus | null): void {
+	/**
+	 * Tells the health shard, off the request path and coalesced: the latest status goes out
+	 * REPORT_DEBOUNCE_MS after the first change, so a quick task costs one report, not four.
+	 * A lost report of a passing status is overtaken by the next; the terminal one is sent by
+	 * `reportTerminal`, which the alarm retries until the shard has it.
+	 */
+	private reportStatus(id: string, version: number, status: TaskStatus): void {
+		if (isTerminal(status)) {
+			clearTimeout(this.reportTimer);
+			this.reportTimer = 0;
+			this.pendingReport = null;
+			return;
+		}
+		this.pendingReport = { version, status };
+		if (this.reportTimer) return;
+		this.reportTimer = setTimeout(() => {
+			this.reportTimer = 0;
+			const report = this.pendingReport;
+			this.pendingReport = null;
+			if (report) this.sendReport(id, report.version, report.status);
+		}, REPORT_DEBOUNCE_MS);
+	}
+
+	/** Reports the terminal status and remembers that the shard has it. Never throws. */
+	private async reportTerminal(): Promise<void> {
+		const r = this.record;
+		if (!r || !isTerminal(r.status) || r.terminalReported) return;
+		try {
+			await statsShardFor(this.env, r.id, this.cfg.healthShards).report(r.id, r.version, r.status);
+		} catch (e) {
+			console.error(`task ${r.id}: health report failed, the alarm retries it: ${String(e)}`);
+			return;
+		}
+		if (this.record !== r) return;
+		r.terminalReported = true;
+		this.persist();
+	}
+
+	private sendReport(id: string, version: number, status: TaskStatus | null): void {
 		const shard = statsShardFor(this.env, id, this.cfg.healthShards);
 		this.ctx.waitUntil(
 			shard.report(id, version, status).catch((e: unknown) => console.error(`task ${id}: health report failed: ${String(e)}`)),

@@ -1,3 +1,4 @@
+import { bearer } from "./auth";
 import { ApiError } from "./errors";
 
 /**
@@ -9,13 +10,6 @@ import { ApiError } from "./errors";
  * - SUBMIT_RATE_PER_S / SUBMIT_BURST: a token bucket of submissions per client (API key or IP).
  */
 
-/** Whose submission budget a request spends: its API key, else its address. */
-export function clientKey(request: Request): string {
-	const auth = request.headers.get("authorization");
-	return auth ? `auth:${auth}` : `ip:${request.headers.get("cf-connecting-ip") ?? "local"}`;
-}
-
-let waiting = 0;
 const buckets = new Map<string, { tokens: number; at: number }>();
 const MAX_BUCKETS = 10_000;
 
@@ -24,19 +18,37 @@ function limit(raw: string | undefined, fallback: number): number {
 	return Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-/** Holds a waiting slot for the duration of `work`; 429 when every slot is taken. */
-export async function withWaitingSlot<T>(env: Env, work: () => Promise<T>): Promise<T> {
+/** Whose submission budget a request spends: its API key (however the header is spelled), else its address. */
+export function clientKey(request: Request): string {
+	const key = bearer(request);
+	return key ? `key:${key}` : `ip:${request.headers.get("cf-connecting-ip") ?? "local"}`;
+}
+
+/**
+ * Waiting slots, each with the time by which it is surely free. A client that disconnects
+ * cancels its request before any `finally` runs, so slots are also reclaimed by deadline.
+ */
+const slots = new Map<symbol, number>();
+const SLOT_MARGIN_MS = 1_000;
+
+/** Holds a waiting slot for up to `waitS` (the duration of `work`); 429 when every slot is taken. */
+export async function withWaitingSlot<T>(env: Env, waitS: number, work: () => Promise<T>): Promise<T> {
 	const max = limit(env.MAX_WAITING_REQUESTS, 5000);
-	if (waiting >= max) {
+	const now = Date.now();
+	if (slots.size >= max) {
+		for (const [slot, freeBy] of slots) if (freeBy <= now) slots.delete(slot);
+	}
+	if (slots.size >= max) {
 		throw new ApiError(429, "too_many_waiting", `${max} requests are already waiting here; retry, or submit without Prefer: wait and poll`, undefined, {
 			"Retry-After": "1",
 		});
 	}
-	waiting++;
+	const slot = Symbol("waiting");
+	slots.set(slot, now + waitS * 1000 + SLOT_MARGIN_MS);
 	try {
 		return await work();
 	} finally {
-		waiting--;
+		slots.delete(slot);
 	}
 }
 

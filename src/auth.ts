@@ -29,12 +29,17 @@ async function sha256(text: string): Promise<ArrayBuffer> {
 	return crypto.subtle.digest("SHA-256", encoder.encode(text));
 }
 
+/** Digests of the configured keys, computed once per isolate (per API_KEYS value). */
+let keyDigests: { source: string; digests: Promise<ArrayBuffer[]> } | null = null;
+
 /** Constant-time membership: hashes make the lengths equal, timingSafeEqual compares. */
 export async function isValidKey(env: Env, presented: string): Promise<boolean> {
+	const source = env.API_KEYS ?? "";
+	if (keyDigests?.source !== source) keyDigests = { source, digests: Promise.all(apiKeys(env).map(sha256)) };
 	const digest = await sha256(presented);
 	let found = false;
-	for (const key of apiKeys(env)) {
-		if (crypto.subtle.timingSafeEqual(digest, await sha256(key))) found = true;
+	for (const known of await keyDigests.digests) {
+		if (crypto.subtle.timingSafeEqual(digest, known)) found = true;
 	}
 	return found;
 }
@@ -45,10 +50,16 @@ export function bearer(request: Request): string | null {
 	return match?.[1] ?? null;
 }
 
-async function tokenKey(env: Env): Promise<CryptoKey> {
+let cachedTokenKey: { secret: string; key: Promise<CryptoKey> } | null = null;
+
+function tokenKey(env: Env): Promise<CryptoKey> {
 	// A dedicated TOKEN_SECRET lets API keys rotate without invalidating task URLs.
 	const secret = env.TOKEN_SECRET || `edgetask-task-token:${apiKeys(env).join(",")}`;
-	return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+	if (cachedTokenKey?.secret !== secret) {
+		const key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+		cachedTokenKey = { secret, key };
+	}
+	return cachedTokenKey.key;
 }
 
 function b64url(bytes: ArrayBuffer): string {
@@ -73,8 +84,10 @@ export async function taskToken(env: Env, id: string, ttlS: number): Promise<str
 	return `${exp}.${b64url(mac)}`;
 }
 
-/** True when `token` was issued for task `id` and has not expired. */
+/** True when `token` was issued for task `id` and has not expired. Never without a real secret. */
 export async function verifyTaskToken(env: Env, id: string, token: string): Promise<boolean> {
+	// With neither TOKEN_SECRET nor API keys the token key would be a public constant.
+	if (!env.TOKEN_SECRET && apiKeys(env).length === 0) return false;
 	const match = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
 	if (!match?.[1] || !match[2]) return false;
 	if (Number(match[1]) < Date.now() / 1000) return false;
@@ -103,7 +116,9 @@ export async function authorize(env: Env, request: Request): Promise<Access> {
 	const token = url.searchParams.get("token");
 	const task = TASK_PATH.exec(url.pathname);
 	if (token && task?.[1] && apiKeys(env).length > 0 && (await verifyTaskToken(env, task[1], token))) return "task-token";
-	if (request.method === "GET" && (url.pathname === "/health" || url.pathname === "/v1/ws")) return "anonymous";
+	if (request.method === "GET" && url.pathname === "/health") return "anonymous";
+	// Anonymous multi-task sockets live on task tokens, which need a configured secret.
+	if (request.method === "GET" && url.pathname === "/v1/ws" && apiKeys(env).length > 0) return "anonymous";
 	if (apiKeys(env).length === 0) {
 		throw new ApiError(401, "auth_not_configured", "No API keys are configured: set API_KEYS (wrangler secret put API_KEYS), or AUTH_MODE=open for local use", undefined, {
 			"WWW-Authenticate": 'Bearer realm="edgetask"',

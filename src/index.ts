@@ -18,7 +18,7 @@ export { SubscriptionHub } from "./SubscriptionHub";
 type App = { Bindings: Env; Variables: { access: Access } };
 const app = new Hono<App>();
 
-/** Token lifetime: the task's whole life, with a day to spare for slow readers. */
+/** Token lifetime past the task's TTL (counted from now): its run and a day to spare for slow readers. */
 const TOKEN_SLACK_S = 86_400;
 
 /**
@@ -27,7 +27,7 @@ const TOKEN_SLACK_S = 86_400;
  */
 async function withUrls(c: Context<App>, task: Task) {
 	const path = `/v1/tasks/${encodeURIComponent(task.id)}`;
-	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, task.id, settings(c.env).defaultTtlS + TOKEN_SLACK_S)}` : "";
+	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, task.id, task.ttl_s + TOKEN_SLACK_S)}` : "";
 	const http = new URL(path, c.req.url);
 	const ws = new URL(http);
 	ws.protocol = http.protocol === "https:" ? "wss:" : "ws:";
@@ -65,11 +65,8 @@ app.post("/v1/tasks", async (c) => {
 	const wait = preferredWait(c);
 	admitSubmission(c.env, clientKey(c.req.raw));
 	const spec = await toSpec(c.env, await readJsonBody(c, settings(c.env).maxBodyBytes));
-	let { task } = await submit(c.env, spec);
-	if (wait !== null) {
-		task = await withWaitingSlot(c.env, () => waitForTask(c.env, spec.id, wait));
-		c.header("Preference-Applied", `wait=${wait}`);
-	}
+	const { task } = wait ? await withWaitingSlot(c.env, wait, () => submit(c.env, spec, wait)) : await submit(c.env, spec);
+	if (wait !== null) c.header("Preference-Applied", `wait=${wait}`);
 	c.header("Location", `/v1/tasks/${encodeURIComponent(task.id)}`);
 	return c.json(await withUrls(c, task), isTerminal(task.status) ? 200 : 202);
 });
@@ -78,7 +75,7 @@ app.post("/v1/tasks", async (c) => {
 app.get("/v1/tasks/:id", async (c) => {
 	const id = taskIdParam(c);
 	const wait = preferredWait(c);
-	const task = wait ? await withWaitingSlot(c.env, () => waitForTask(c.env, id, wait)) : await waitForTask(c.env, id, 0);
+	const task = wait ? await withWaitingSlot(c.env, wait, () => waitForTask(c.env, id, wait)) : await waitForTask(c.env, id, 0);
 	if (wait !== null) c.header("Preference-Applied", `wait=${wait}`);
 	return c.json(await withUrls(c, task), 200);
 });
@@ -108,7 +105,9 @@ app.get("/v1/tasks/:id/ws", async (c) => {
 app.get("/v1/tasks/:id/events", async (c) => {
 	const id = taskIdParam(c);
 	const stream = await c.env.TASKS.getByName(id).eventStream(resumeAfter(c));
-	if (!stream) throw new ApiError(404, "task_not_found", `No task with id ${id}`);
+	if (stream === "unknown") throw new ApiError(404, "task_not_found", `No task with id ${id}`);
+	// Resuming a finished task with nothing left to send: 204 tells EventSource to stop reconnecting.
+	if (stream === "ended") return c.body(null, 204);
 	return new Response(stream, {
 		headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
 	});

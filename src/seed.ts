@@ -4,7 +4,7 @@ import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
 import { TASK_ID } from "./schemas";
 import type { Task } from "./task";
-import { submit, toSpec, waitForTask } from "./tasks";
+import { submit, toSpec } from "./tasks";
 import type { Context } from "hono";
 
 /** How long `POST /process` waits, as the seed template did. */
@@ -58,8 +58,7 @@ export async function handleProcess(c: Context<{ Bindings: Env }>) {
 		if (!TASK_ID.test(uuid)) throw new ApiError(400, "invalid_id", "uuid must be 1-128 characters of A-Z a-z 0-9 . _ : -");
 		const input = { ...body, uuid };
 		const spec = await toSpec(c.env, { type: settings(c.env).processTaskType, input, id: uuid });
-		await submit(c.env, spec);
-		const task = await withWaitingSlot(c.env, () => waitForTask(c.env, uuid, PROCESS_WAIT_S));
+		const { task } = await withWaitingSlot(c.env, PROCESS_WAIT_S, () => submit(c.env, spec, PROCESS_WAIT_S));
 		return c.json(taskEnvelope(task), 200);
 	} catch (e) {
 		if (e instanceof ApiError) {

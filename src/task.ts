@@ -48,6 +48,9 @@ export interface Task {
 	type: string;
 	status: TaskStatus;
 	priority: Priority;
+	/** Deadline of one attempt, and how long the task is kept once it ends. */
+	timeout_s: number;
+	ttl_s: number;
 	input: Json;
 	output: Json;
 	error: TaskError | null;
@@ -99,6 +102,8 @@ export interface TaskRecord extends TaskSpec {
 	expiresAt: number | null;
 	/** Bumped on every change; orders the health reports. */
 	version: number;
+	/** The health shard has counted the terminal status (until then the alarm retries the report). */
+	terminalReported?: boolean;
 	/** Sequence number of the last event emitted. */
 	eventSeq: number;
 	/** Webhook deliveries not yet done: event seq, attempts made, when to try next. */
@@ -125,6 +130,8 @@ export function toTask(r: TaskRecord): Task {
 		type: r.type,
 		status: r.status,
 		priority: r.priority,
+		timeout_s: r.timeoutS,
+		ttl_s: r.ttlS,
 		input: r.input,
 		output: r.output ?? null,
 		error: r.error,

@@ -3,7 +3,8 @@ import { ApiError } from "./errors";
 import { findProcessor } from "./processors";
 import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
-import type { Task, TaskMessage, TaskSpec } from "./task";
+import type { Task, TaskSpec } from "./task";
+import type { TaskCoordinator } from "./TaskCoordinator";
 
 /**
  * Validates a submission and turns it into a spec, or throws the right ApiError:
@@ -42,29 +43,42 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 }
 
 /**
- * Stores the task in its own object and sends its queue message. Submitting the same id with
- * the same body returns the stored task without running it again; a different body is a 409.
- * If the send fails the task is still safe: its object re-sends a message it never received.
+ * Calls a task's object. If the instance dies mid-call (it is reset by a crash, a deploy or an
+ * eviction), the call is made once more on a fresh stub with what is left of the wait; the
+ * calls are idempotent. A second failure is a 503 with Retry-After, never a bare 500.
  */
-export async function submit(env: Env, spec: TaskSpec): Promise<{ created: boolean; task: Task }> {
-	const { outcome, task } = await env.TASKS.getByName(spec.id).create(spec);
+async function callTask<T>(env: Env, id: string, waitMs: number, call: (stub: DurableObjectStub<TaskCoordinator>, waitMs: number) => Promise<T>): Promise<T> {
+	const deadline = Date.now() + waitMs;
+	try {
+		return await call(env.TASKS.getByName(id), waitMs);
+	} catch (first) {
+		if (first instanceof ApiError) throw first;
+		console.error(`task ${id}: object call failed, trying once more: ${String(first)}`);
+		try {
+			return await call(env.TASKS.getByName(id), Math.max(0, deadline - Date.now()));
+		} catch (second) {
+			console.error(`task ${id}: object call failed again: ${String(second)}`);
+			throw new ApiError(503, "task_unavailable", `Task ${id} is briefly unavailable; retry`, undefined, { "Retry-After": "1" });
+		}
+	}
+}
+
+/**
+ * Stores the task in its own object, which sends its queue message, and waits up to `waitS`
+ * for it to end. Submitting the same id with the same body returns the stored task without
+ * running it again; a different body is a 409.
+ */
+export async function submit(env: Env, spec: TaskSpec, waitS = 0): Promise<{ created: boolean; task: Task }> {
+	const { outcome, task } = await callTask(env, spec.id, Math.round(waitS * 1000), (stub, ms) => stub.submit(spec, ms));
 	if (outcome === "conflict") {
 		throw new ApiError(409, "id_conflict", `Task ${spec.id} exists with a different body`, { task });
-	}
-	if (outcome === "created") {
-		const message: TaskMessage = { id: spec.id, reason: "submit" };
-		try {
-			await env.TASK_QUEUE.send(message);
-		} catch (e) {
-			console.error(`task ${spec.id}: enqueue failed, the task's object will re-send: ${String(e)}`);
-		}
 	}
 	return { created: outcome === "created", task };
 }
 
 /** The task, once terminal or after `waitS` seconds, whichever comes first; 404 if unknown. */
 export async function waitForTask(env: Env, id: string, waitS: number): Promise<Task> {
-	const task = await env.TASKS.getByName(id).waitFor(Math.round(waitS * 1000));
+	const task = await callTask(env, id, Math.round(waitS * 1000), (stub, ms) => stub.waitFor(ms));
 	if (!task) throw new ApiError(404, "task_not_found", `No task with id ${id}`);
 	return task;
 }

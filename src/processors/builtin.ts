@@ -10,8 +10,10 @@ export const sleep = defineProcessor({
 	input: z.preprocess((v) => v ?? {}, z.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) })),
 	async run({ ms }, ctx) {
 		const steps = ms >= 1000 ? 10 : 1;
+		const start = Date.now();
 		for (let i = 1; i <= steps; i++) {
-			await sleepFor(ms / steps, ctx.signal);
+			// Sleep to fixed deadlines so timer slack does not add up over the steps.
+			await sleepFor(Math.max(0, start + (ms * i) / steps - Date.now()), ctx.signal);
 			if (i < steps) ctx.progress((100 * i) / steps);
 		}
 		return { slept_ms: ms };

@@ -105,7 +105,7 @@ describe("event history over ws ?after=0", () => {
 });
 
 describe("input as submitted is the input the processor sees", () => {
-	// BUG (src/tasks.ts toSpec): the submit check validates `body.input` (undefined here), but the
+	// Guards a fixed bug (src/tasks.ts toSpec): the submit check validates `body.input` (undefined here), but the
 	// task stores `body.input ?? null`, and hang's schema (`z.object({}).optional()`) rejects null at
 	// run time: the attempt throws a ZodError, which is retried as a processor error, and the task
 	// ends `failed` after 3 attempts instead of `timed_out` after 1.

@@ -189,7 +189,7 @@ describe("GET /v1/ws", () => {
 	});
 
 	/*
-	 * BUG (src/SubscriptionHub.ts): a socket's subscribed ids live in its WebSocket attachment,
+	 * Guards a fixed bug (src/SubscriptionHub.ts): a socket's subscribed ids live in its WebSocket attachment,
 	 * which the runtime caps at 16 KiB. Around 390 UUID ids (or ~120 ids of the maximum 128
 	 * characters) serializeAttachment throws inside webSocketMessage: the frame gets no answer at
 	 * all (no snapshot, no error), and the documented 1000-per-socket limit can never be reached.

@@ -83,7 +83,7 @@ describe("subscribers", () => {
 		expect(socket.frames).toHaveLength(1);
 	});
 
-	// BUG (src/fanout.ts acceptSocket): see live-sse.test.ts; a socket resuming a finished task
+	// Guards a fixed bug (src/fanout.ts acceptSocket): see live-sse.test.ts; a socket resuming a finished task
 	// after its last event gets nothing and is never closed.
 	it("?after=<last seq> of a finished task closes the socket at once with 1000", async () => {
 		const id = newId();
