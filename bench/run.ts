@@ -1,0 +1,879 @@
+/**
+ * edgetask benchmark: `npm run bench [-- --quick] [-- --json out.json] [-- --soak N]`.
+ *
+ * Starts edgetask (the project's wrangler.toml) and the floor worker (bench/floor/wrangler.toml)
+ * with scripts/devServer.ts, each with fresh persisted state in a temp dir, and talks real HTTP
+ * to 127.0.0.1 only. Every workload runs against edgetask and the two floors on the same runtime:
+ *   floor (a)  plain Hono route that sleeps `ms`                      (POST /sleep)
+ *   floor (b)  the sleep inside a fresh Durable Object per request     (POST /do-sleep)
+ * Workloads (overhead = client elapsed − the task's own duration):
+ *   W3    5 s task, then 1 s task 100 ms later, both `Prefer: wait=60`: when each came back
+ *         (3 rounds one after another, 1 with --quick; the short task must pass in every round).
+ *   W1    100 concurrent tasks of random 100–3000 ms (same seeded durations for every target).
+ *   W2    2,000 no-op tasks (sleep 0) at concurrency 100: tasks/s and overhead.
+ *   c1    sequential: 50 × sleep 0 and 20 × sleep 100.
+ *   soak  (--soak N) N sleep-0 tasks at concurrency 50 against edgetask; workerd RSS over time
+ *         (--soak-floor: the same against floor (b), for the runtime's own growth).
+ * Diagnostics (not in the main table): edgetask's server-side breakdown of its overhead, CPU
+ * per task by process, the proxy hop measured directly, and a DO-with-SQLite-writes floor.
+ *
+ * Both workers are served from a snapshot copied to a temp dir at start (src/, wrangler.toml, the
+ * floor worker, and copies of the runtime dependencies they import), because `wrangler dev`
+ * reloads a worker whenever a watched file changes, node_modules included, and drops the
+ * requests in flight ("Your worker restarted mid-request"): edits or an `npm install` made while
+ * the benchmark runs must not land in the middle of it. `--live` serves edgetask from the
+ * working tree. A reload that happens anyway is detected and flagged in the output.
+ *
+ * Options: --quick (small counts), --json FILE, --soak N, --targets edgetask,floorA,floorB,
+ * --no-diag (skip diagnostics), --seed N, --live, --soak-only (with --soak: skip everything else),
+ * --soak-floor, --code DIR (benchmark DIR/src + DIR/wrangler.toml instead of this checkout's,
+ * e.g. another worktree), --edge-var NAME=VALUE (extra edgetask var, repeatable),
+ * --workloads W3,c1,W1,W2 (a subset).
+ * Every loop is bounded in count and in time.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startDevServer, type DevServer } from "../scripts/devServer.ts";
+import {
+	cpuMsByRole,
+	epochNow,
+	fmt,
+	listeningPorts,
+	machineTicks,
+	prng,
+	runPool,
+	sampleTree,
+	sleep,
+	summarize,
+	timedPost,
+	workerdRssKb,
+	type ProcSample,
+	type Summary,
+	type Timed,
+} from "./lib.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+	quick: boolean;
+	json: string | null;
+	soak: number;
+	targets: TargetKey[];
+	diag: boolean;
+	seed: number;
+	live: boolean;
+	soakOnly: boolean;
+	soakFloor: boolean;
+	/** Project dir whose src/ and wrangler.toml are benchmarked instead of this checkout's. */
+	code: string | null;
+	/** Extra `[vars]` for edgetask (`--edge-var NAME=VALUE`, repeatable). */
+	edgeVars: Record<string, string>;
+	workloads: string[];
+}
+
+type TargetKey = "edgetask" | "floorA" | "floorB" | "floorStore";
+const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
+
+function parseArgs(argv: string[]): Options {
+	const o: Options = { quick: false, json: null, soak: 0, targets: [...MAIN_TARGETS], diag: true, seed: 42, live: false, soakOnly: false, soakFloor: false, code: null, edgeVars: {}, workloads: ["W3", "c1", "W1", "W2"] };
+	for (let i = 0; i < argv.length; i++) {
+		const a = argv[i]!;
+		const value = () => {
+			const v = argv[++i];
+			if (v === undefined) throw new Error(`${a} needs a value`);
+			return v;
+		};
+		if (a === "--quick") o.quick = true;
+		else if (a === "--json") o.json = value();
+		else if (a === "--soak") o.soak = Math.max(0, Math.floor(Number(value())) || 0);
+		else if (a === "--seed") o.seed = Number(value()) || 42;
+		else if (a === "--no-diag") o.diag = false;
+		else if (a === "--live") o.live = true;
+		else if (a === "--soak-only") o.soakOnly = true;
+		else if (a === "--soak-floor") o.soakFloor = true;
+		else if (a === "--code") o.code = value();
+		else if (a === "--workloads") {
+			o.workloads = value().split(",").map((w) => w.trim());
+			for (const w of o.workloads) if (!["W3", "c1", "W1", "W2"].includes(w)) throw new Error(`unknown workload ${w} (W3, c1, W1, W2)`);
+		}
+		else if (a === "--edge-var") {
+			const [name, ...rest] = value().split("=");
+			if (!name || rest.length === 0) throw new Error("--edge-var needs NAME=VALUE");
+			o.edgeVars[name] = rest.join("=");
+		}
+		else if (a === "--targets") {
+			const list = value().split(",").map((s) => s.trim()) as TargetKey[];
+			for (const t of list) if (!MAIN_TARGETS.includes(t)) throw new Error(`unknown target ${t} (edgetask, floorA, floorB)`);
+			o.targets = list;
+		} else if (a === "--help" || a === "-h") {
+			console.log("npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2]");
+			process.exit(0);
+		} else throw new Error(`unknown option ${a}`);
+	}
+	if (o.soakOnly) {
+		if (o.soak <= 0) throw new Error("--soak-only needs --soak N");
+		o.targets = [];
+		o.diag = false;
+	}
+	return o;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+const COUNTS = opts.quick
+	? { w3Rounds: 1, warmup: 10, w1: 30, w2: 300, w2Conc: 100, c1Zero: 15, c1Hundred: 5, hop: 30, diagW2: 200 }
+	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 1000 };
+const SOAK_CONC = 50;
+/** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
+const REQUEST_TIMEOUT_MS = 70_000;
+const LATE_MS = 500;
+/**
+ * edgetask runs as deployed (AUTH_MODE "required"), with an API key passed as a var and sent as a
+ * bearer token, so the auth check and the per-task URL token are part of the measured path.
+ */
+const API_KEY = "edgetask-bench-key";
+
+// ---------------------------------------------------------------- targets
+
+interface Breakdown {
+	/** Client send → task created in its object (proxy, Hono, validation, create RPC). */
+	ingress: number;
+	/** Created → attempt started (create's save, queue send, broker, consumer, dispatch). */
+	queue: number;
+	/** Attempt run time beyond the requested sleep (the `running` save, timer slop). */
+	runExcess: number;
+	/** Finished → client has the whole response (finish save, waiter release, RPC + HTTP back). */
+	egress: number;
+}
+
+interface Sample {
+	ms: number;
+	elapsed: number;
+	overhead: number;
+	ok: boolean;
+	status: number;
+	error?: string;
+	breakdown?: Breakdown;
+}
+
+interface Target {
+	key: TargetKey;
+	label: string;
+	server: DevServer;
+	url: string;
+	headers: Record<string, string>;
+	body(ms: number): string;
+	/** Null when the response is a correct, finished answer for a task of `ms`; else why not. */
+	check(t: Timed, ms: number): string | null;
+}
+
+function edgetaskTarget(server: DevServer): Target {
+	return {
+		key: "edgetask",
+		label: "edgetask",
+		server,
+		url: `${server.url}/v1/tasks`,
+		headers: { prefer: "wait=60", authorization: `Bearer ${API_KEY}` },
+		body: (ms) => JSON.stringify({ type: "sleep", input: { ms } }),
+		check(t, ms) {
+			if (t.status !== 200) return `HTTP ${t.status} ${t.error ?? ""}`.trim();
+			const task = t.json as { status?: string; output?: { slept_ms?: number } } | null;
+			if (task?.status !== "succeeded") return `task ${task?.status ?? "?"}`;
+			if (task.output?.slept_ms !== ms) return "wrong output";
+			return null;
+		},
+	};
+}
+
+function floorTarget(server: DevServer, key: TargetKey, path: string, label: string): Target {
+	return {
+		key,
+		label,
+		server,
+		url: `${server.url}${path}`,
+		headers: {},
+		body: (ms) => JSON.stringify({ ms }),
+		check(t, ms) {
+			if (t.status !== 200) return `HTTP ${t.status} ${t.error ?? ""}`.trim();
+			if ((t.json as { slept_ms?: number } | null)?.slept_ms !== ms) return "wrong output";
+			return null;
+		},
+	};
+}
+
+function breakdownOf(t: Timed, ms: number): Breakdown | undefined {
+	const task = t.json as {
+		created_at?: string;
+		started_at?: string | null;
+		finished_at?: string | null;
+		metrics?: { run_ms?: number | null };
+	} | null;
+	if (!task?.created_at || !task.started_at || !task.finished_at || typeof task.metrics?.run_ms !== "number") return undefined;
+	const created = Date.parse(task.created_at);
+	const started = Date.parse(task.started_at);
+	const finished = Date.parse(task.finished_at);
+	return {
+		ingress: created - t.sentEpoch,
+		queue: started - created,
+		runExcess: task.metrics.run_ms - ms,
+		egress: t.recvEpoch - finished,
+	};
+}
+
+async function call(target: Target, ms: number): Promise<Sample> {
+	const t = await timedPost(target.url, target.body(ms), target.headers, REQUEST_TIMEOUT_MS);
+	const error = target.check(t, ms) ?? undefined;
+	return {
+		ms,
+		elapsed: t.elapsedMs,
+		overhead: t.elapsedMs - ms,
+		ok: error === undefined,
+		status: t.status,
+		error,
+		breakdown: target.key === "edgetask" && !error ? breakdownOf(t, ms) : undefined,
+	};
+}
+
+// ---------------------------------------------------------------- the code under test
+
+interface Snapshot {
+	config: string;
+	/** Short hash of the copied src/ and wrangler.toml, to tell runs of different code apart. */
+	digest: string;
+	commit: string;
+	/** True when src/ or wrangler.toml differ from the commit. */
+	dirty: boolean;
+}
+
+function listFiles(dir: string, base = dir): string[] {
+	const out: string[] = [];
+	for (const e of readdirSync(dir, { withFileTypes: true })) {
+		const p = join(dir, e.name);
+		if (e.isDirectory()) out.push(...listFiles(p, base));
+		else if (e.isFile()) out.push(p.slice(base.length + 1));
+	}
+	return out.sort();
+}
+
+function git(args: string[]): string {
+	try {
+		return execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+	} catch {
+		return "";
+	}
+}
+
+/** Copies `name` and, recursively, its runtime dependencies from the project's node_modules. */
+function copyPackage(name: string, into: string, seen = new Set<string>()): void {
+	if (seen.has(name)) return;
+	seen.add(name);
+	const src = join(root, "node_modules", name);
+	if (!existsSync(src)) return;
+	cpSync(src, join(into, name), { recursive: true, dereference: true });
+	const pkg = JSON.parse(readFileSync(join(src, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+	for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep, into, seen);
+}
+
+/**
+ * Copies the worker sources to `dir` (see the header comment): src/, wrangler.toml, the floor
+ * worker, and the runtime dependencies the bundles import (package.json "dependencies"), so
+ * nothing `wrangler dev` watches can change under the benchmark, `npm install` included.
+ * `--live` serves edgetask from the working tree instead (the floor is still copied).
+ */
+function snapshotProject(dir: string, live: boolean, codeDir: string): Snapshot & { floorConfig: string } {
+	const commit = git(["-C", codeDir, "rev-parse", "--short", "HEAD"]) || "unknown";
+	const dirty = git(["-C", codeDir, "status", "--porcelain", "--", "src", "wrangler.toml"]) !== "";
+	mkdirSync(join(dir, "node_modules"), { recursive: true });
+	const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+	for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep, join(dir, "node_modules"));
+	cpSync(join(here, "floor"), join(dir, "bench-floor"), { recursive: true, filter: (f) => !f.includes(".wrangler") });
+	if (!live) {
+		cpSync(join(codeDir, "src"), join(dir, "src"), { recursive: true });
+		for (const f of ["wrangler.toml", "tsconfig.json", "package.json"]) if (existsSync(join(codeDir, f))) cpSync(join(codeDir, f), join(dir, f));
+	}
+	const from = live ? codeDir : dir;
+	const h = createHash("sha256");
+	for (const f of listFiles(join(from, "src"))) h.update(f).update("\0").update(readFileSync(join(from, "src", f))).update("\0");
+	h.update(readFileSync(join(from, "wrangler.toml")));
+	return { config: join(from, "wrangler.toml"), floorConfig: join(dir, "bench-floor", "wrangler.toml"), digest: h.digest("hex").slice(0, 12), commit, dirty };
+}
+
+/** How many times wrangler reloaded the worker since it became ready (each drops requests in flight). */
+const reloadsOf = (s: DevServer) => (s.output().match(/Reloading local server/g) ?? []).length;
+
+// ---------------------------------------------------------------- environment sampling
+
+/** CPU used on the machine by processes other than this benchmark and its servers. */
+class Interference {
+	private m0 = machineTicks();
+	private servers: DevServer[];
+	private procs0: Map<number, number>;
+	private self0 = process.cpuUsage();
+	constructor(servers: DevServer[]) {
+		this.servers = servers;
+		this.procs0 = this.serverTicks();
+	}
+	private serverTicks(): Map<number, number> {
+		const m = new Map<number, number>();
+		for (const s of this.servers) for (const p of sampleTree(s.child.pid!, s.port)) m.set(p.pid, p.cpuTicks);
+		return m;
+	}
+	/** Average cores busy with foreign work since construction, and with our own. */
+	read(): { foreignCores: number; ownCores: number } {
+		const m1 = machineTicks();
+		const total = m1.total - this.m0.total;
+		const cores = cpus().length;
+		if (total <= 0) return { foreignCores: 0, ownCores: 0 };
+		const busy = m1.busy - this.m0.busy;
+		// Per process, so a server process that exited (a reload) does not count negative.
+		let own = 0;
+		for (const [pid, ticks] of this.serverTicks()) own += Math.max(0, ticks - (this.procs0.get(pid) ?? 0));
+		const self = process.cpuUsage(this.self0);
+		own += (self.user + self.system) / 10_000;
+		const clamp = (x: number) => Math.min(cores, Math.max(0, x));
+		return { foreignCores: clamp(((busy - own) / total) * cores), ownCores: clamp((own / total) * cores) };
+	}
+}
+
+// ---------------------------------------------------------------- workloads
+
+/** Failed answers, plus requests never issued because a loop hit its time bound. */
+function errorsOf(samples: Sample[], expected = samples.length): { count: number; examples: string[] } {
+	const bad = samples.filter((s) => !s.ok);
+	const examples = [...new Set(bad.map((s) => s.error ?? "?"))].slice(0, 3);
+	const missing = Math.max(0, expected - samples.length);
+	if (missing > 0) examples.push(`${missing} not issued (time bound reached)`);
+	return { count: bad.length + missing, examples };
+}
+
+function breakdownSummary(samples: Sample[]) {
+	const b = samples.map((s) => s.breakdown).filter((x): x is Breakdown => x !== undefined);
+	if (b.length === 0) return null;
+	return {
+		n: b.length,
+		ingress: summarize(b.map((x) => x.ingress)),
+		queue: summarize(b.map((x) => x.queue)),
+		runExcess: summarize(b.map((x) => x.runExcess)),
+		egress: summarize(b.map((x) => x.egress)),
+	};
+}
+
+async function warmup(t: Target) {
+	for (let i = 0; i < 5; i++) await call(t, 0);
+	await runPool(COUNTS.warmup, 20, 60_000, () => call(t, 0));
+}
+
+async function runW3Round(t: Target) {
+	const t0 = performance.now();
+	const long = call(t, 5000);
+	await sleep(100);
+	const shortOffset = performance.now() - t0;
+	const short = call(t, 1000);
+	const [l, s] = await Promise.all([long, short]);
+	return {
+		long: { elapsed: l.elapsed, backAt: l.elapsed, ok: l.ok, error: l.error, breakdown: l.breakdown },
+		short: { submittedAt: shortOffset, elapsed: s.elapsed, backAt: shortOffset + s.elapsed, ok: s.ok, error: s.error, breakdown: s.breakdown },
+		shortFirst: shortOffset + s.elapsed < l.elapsed,
+	};
+}
+
+/** W3 `rounds` times in a row; a failed request counts as +Infinity (so it fails the target). */
+async function runW3(t: Target, rounds: number) {
+	const list: Awaited<ReturnType<typeof runW3Round>>[] = [];
+	for (let i = 0; i < rounds; i++) {
+		list.push(await runW3Round(t));
+		if (i < rounds - 1) await sleep(500);
+	}
+	const longs = summarize(list.map((r) => (r.long.ok ? r.long.elapsed : Number.POSITIVE_INFINITY)));
+	const shorts = summarize(list.map((r) => (r.short.ok ? r.short.elapsed : Number.POSITIVE_INFINITY)));
+	const errors = list.flatMap((r) => [r.long.error, r.short.error]).filter((e): e is string => e !== undefined);
+	return { rounds: list, long: longs, short: shorts, errors, shortAlwaysFirst: list.every((r) => r.shortFirst) };
+}
+
+async function runW1(t: Target, n: number, seed: number) {
+	const rnd = prng(seed);
+	const durations = Array.from({ length: n }, () => 100 + Math.floor(rnd() * 2901));
+	const t0 = performance.now();
+	const { results, issued } = await runPool(n, n, 60_000, (i) => call(t, durations[i]!));
+	const wallMs = performance.now() - t0;
+	const ok = results.filter((r) => r.ok);
+	return {
+		n,
+		issued,
+		wallMs,
+		overhead: summarize(ok.map((r) => r.overhead)),
+		late: results.filter((r) => !r.ok || r.overhead > LATE_MS).length + (n - results.length),
+		errors: errorsOf(results, n),
+		breakdown: breakdownSummary(ok),
+	};
+}
+
+async function runW2(t: Target, n: number, conc: number, deadlineMs: number) {
+	const before = sampleTree(t.server.child.pid!, t.server.port);
+	const t0 = performance.now();
+	const { results, issued, timedOut } = await runPool(n, conc, deadlineMs, () => call(t, 0));
+	const wallMs = performance.now() - t0;
+	const after = sampleTree(t.server.child.pid!, t.server.port);
+	const ok = results.filter((r) => r.ok);
+	const cpu = cpuMsByRole(before, after);
+	const cpuPerTask: Record<string, number> = {};
+	for (const [role, msTotal] of Object.entries(cpu)) cpuPerTask[role] = ok.length ? msTotal / ok.length : Number.NaN;
+	return {
+		n,
+		conc,
+		issued,
+		timedOut,
+		wallMs,
+		tasksPerS: ok.length / (wallMs / 1000),
+		overhead: summarize(ok.map((r) => r.overhead)),
+		errors: errorsOf(results, n),
+		cpuMsPerTask: cpuPerTask,
+		breakdown: breakdownSummary(ok),
+	};
+}
+
+async function runC1(t: Target, nZero: number, nHundred: number) {
+	const deadline = performance.now() + 120_000;
+	const zero: Sample[] = [];
+	const hundred: Sample[] = [];
+	for (let i = 0; i < nZero && performance.now() < deadline; i++) zero.push(await call(t, 0));
+	for (let i = 0; i < nHundred && performance.now() < deadline; i++) hundred.push(await call(t, 100));
+	const okZ = zero.filter((s) => s.ok);
+	const okH = hundred.filter((s) => s.ok);
+	return {
+		zero: { n: zero.length, overhead: summarize(okZ.map((s) => s.overhead)), errors: errorsOf(zero, nZero), breakdown: breakdownSummary(okZ) },
+		hundred: { n: hundred.length, overhead: summarize(okH.map((s) => s.overhead)), errors: errorsOf(hundred, nHundred), breakdown: breakdownSummary(okH) },
+	};
+}
+
+async function runSoak(t: Target, n: number) {
+	const samples: { completed: number; atS: number; workerdRssKb: number; byPid: { pid: number; role: string; rssKb: number }[] }[] = [];
+	const t0 = performance.now();
+	const take = (completed: number) => {
+		const s = sampleTree(t.server.child.pid!, t.server.port).filter((p) => p.role.startsWith("workerd"));
+		samples.push({
+			completed,
+			atS: (performance.now() - t0) / 1000,
+			workerdRssKb: workerdRssKb(s),
+			byPid: s.map((p) => ({ pid: p.pid, role: p.role, rssKb: p.rssKb })),
+		});
+	};
+	take(0);
+	const every = Math.max(1, Math.floor(n / 10));
+	let lastLog = performance.now();
+	// Bounded: stop issuing after 2 min + 50 ms per task, whichever the run reaches first.
+	const deadlineMs = 120_000 + n * 50;
+	const { results, issued, timedOut } = await runPool(n, SOAK_CONC, deadlineMs, () => call(t, 0), (done) => {
+		if (done % every === 0 || done === Math.floor(n / 2)) {
+			if (!samples.some((s) => s.completed === done)) take(done);
+		}
+		if (performance.now() - lastLog > 10_000) {
+			lastLog = performance.now();
+			console.log(`  soak: ${done}/${n} done, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+		}
+	});
+	const wallMs = performance.now() - t0;
+	if (!samples.some((s) => s.completed === results.length)) take(results.length);
+	await sleep(5000);
+	take(results.length); // after 5 s idle
+	samples[samples.length - 1]!.completed = -1;
+	const alive = t.server.child.exitCode === null && t.server.child.signalCode === null;
+	let healthOk = false;
+	let health: unknown = null;
+	try {
+		const res = await fetch(`${t.server.url}/health`, { headers: { authorization: `Bearer ${API_KEY}` }, signal: AbortSignal.timeout(10_000) });
+		healthOk = res.ok;
+		health = await res.json();
+	} catch (e) {
+		health = String(e);
+	}
+	const ok = results.filter((r) => r.ok);
+	const mid = samples.reduce((best, s) => (s.completed >= 0 && Math.abs(s.completed - n / 2) < Math.abs(best.completed - n / 2) ? s : best), samples[0]!);
+	const endRun = samples[samples.length - 2]!;
+	return {
+		n,
+		concurrency: SOAK_CONC,
+		issued,
+		timedOut,
+		wallMs,
+		tasksPerS: ok.length / (wallMs / 1000),
+		errors: errorsOf(results, n),
+		overhead: summarize(ok.map((r) => r.overhead)),
+		alive,
+		healthOk,
+		health,
+		rss: { startKb: samples[0]!.workerdRssKb, midKb: mid.workerdRssKb, endKb: endRun.workerdRssKb, idleAfter5sKb: samples[samples.length - 1]!.workerdRssKb },
+		samples,
+	};
+}
+
+/** Plain-route latency through wrangler's proxy vs straight to the runtime workerd (floor a, sleep 0). */
+async function runHop(floor: DevServer, n: number) {
+	const tree = sampleTree(floor.child.pid!, floor.port);
+	const runtime = tree.find((p) => p.role === "workerd-runtime");
+	if (!runtime) return { error: "no runtime workerd found" };
+	let direct: string | null = null;
+	for (const port of listeningPorts(runtime.pid)) {
+		const t = await timedPost(`http://127.0.0.1:${port}/sleep`, '{"ms":0}', {}, 2000);
+		if (t.status === 200 && (t.json as { slept_ms?: number } | null)?.slept_ms === 0) {
+			direct = `http://127.0.0.1:${port}`;
+			break;
+		}
+	}
+	if (!direct) return { error: "runtime entry port not found" };
+	const viaProxy: number[] = [];
+	const straight: number[] = [];
+	const deadline = performance.now() + 60_000;
+	for (let i = 0; i < n && performance.now() < deadline; i++) {
+		const a = await timedPost(`${floor.url}/sleep`, '{"ms":0}', {}, 10_000);
+		if (a.status === 200) viaProxy.push(a.elapsedMs);
+		const b = await timedPost(`${direct}/sleep`, '{"ms":0}', {}, 10_000);
+		if (b.status === 200) straight.push(b.elapsedMs);
+	}
+	const p = summarize(viaProxy);
+	const d = summarize(straight);
+	return { viaProxy: p, direct: d, proxyHopP50: p.p50 - d.p50 };
+}
+
+// ---------------------------------------------------------------- table
+
+interface Row {
+	workload: string;
+	metric: string;
+	values: Partial<Record<TargetKey, number | string>>;
+	target: string;
+	pass: string;
+}
+
+function passOf(v: number | string | undefined, test: ((v: number) => boolean) | null): string {
+	if (!test) return "—";
+	if (typeof v !== "number" || Number.isNaN(v)) return "n/a";
+	return test(v) ? "pass" : "FAIL";
+}
+
+function cell(v: number | string | undefined, digits: number): string {
+	if (v === undefined) return "—";
+	return typeof v === "number" ? fmt(v, digits) : v;
+}
+
+function markdownTable(rows: Row[], digitsOf: (r: Row) => number): string {
+	const head = "| workload | metric | edgetask | floor (a) | floor (b) | target | pass? |";
+	const sep = "|---|---|---:|---:|---:|---|---|";
+	const lines = rows.map((r) => {
+		const d = digitsOf(r);
+		return `| ${r.workload} | ${r.metric} | ${cell(r.values.edgetask, d)} | ${cell(r.values.floorA, d)} | ${cell(r.values.floorB, d)} | ${r.target} | ${r.pass} |`;
+	});
+	return [head, sep, ...lines].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+	const started = new Date();
+	const loadStart = loadavg();
+	console.log(`edgetask bench ${opts.quick ? "(quick) " : ""}— node ${process.version}, ${cpus().length} cores, load avg ${loadStart.map((x) => x.toFixed(2)).join(" ")}`);
+	const stateDir = mkdtempSync(join(tmpdir(), "edgetask-bench-"));
+	const servers: DevServer[] = [];
+	let stopping = false;
+	const stopAll = async () => {
+		if (stopping) return;
+		stopping = true;
+		await Promise.allSettled(servers.map((s) => s.stop()));
+		try {
+			rmSync(stateDir, { recursive: true, force: true });
+		} catch {
+			/* best effort */
+		}
+	};
+	for (const sig of ["SIGINT", "SIGTERM"] as const) {
+		process.once(sig, () => {
+			console.error(`\n${sig}: stopping servers`);
+			void stopAll().then(() => process.exit(130));
+		});
+	}
+	// Whole-run watchdog, on top of each loop's own bounds.
+	const watchdogMs = (opts.quick ? 10 : 30) * 60_000 + opts.soak * (opts.soakFloor ? 200 : 100);
+	const watchdog = setTimeout(() => {
+		console.error(`watchdog: benchmark exceeded ${watchdogMs / 60_000} min, stopping`);
+		void stopAll().then(() => process.exit(3));
+	}, watchdogMs);
+	watchdog.unref();
+
+	try {
+		const wantEdge = opts.targets.includes("edgetask") || opts.soak > 0;
+		const wantFloor = opts.targets.some((t) => t !== "edgetask") || opts.diag || (opts.soak > 0 && opts.soakFloor);
+		const codeDir = opts.code ? resolve(opts.code) : root;
+		const snap = snapshotProject(join(stateDir, "code"), opts.live, codeDir);
+		if (wantEdge) console.log(`edgetask code: ${opts.live ? "working tree (--live)" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}`);
+		const t0 = performance.now();
+		const [edge, floor] = await Promise.all([
+			wantEdge ? startDevServer({ config: snap.config, persistTo: join(stateDir, "edgetask"), vars: { API_KEYS: API_KEY, ...opts.edgeVars }, readyTimeoutMs: 120_000 }) : Promise.resolve(null),
+			wantFloor ? startDevServer({ config: snap.floorConfig, persistTo: join(stateDir, "floor") }) : Promise.resolve(null),
+		]);
+		if (edge) servers.push(edge);
+		if (floor) servers.push(floor);
+		console.log(`servers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${servers.map((s) => s.url).join(", ")}`);
+
+		const all: Partial<Record<TargetKey, Target>> = {};
+		if (edge) all.edgetask = edgetaskTarget(edge);
+		if (floor) {
+			all.floorA = floorTarget(floor, "floorA", "/sleep", "floor (a) plain route");
+			all.floorB = floorTarget(floor, "floorB", "/do-sleep", "floor (b) DO per request");
+			all.floorStore = floorTarget(floor, "floorStore", "/do-store", "floor (b+sql) DO + 2 SQLite writes");
+		}
+		const targets = opts.targets.map((k) => all[k]!).filter(Boolean);
+
+		for (const t of targets) await warmup(t);
+		if (opts.diag && all.floorStore) await warmup(all.floorStore);
+
+		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {} };
+		const interference: Record<string, { foreignCores: number; ownCores: number }> = {};
+		const reloadWarnings: string[] = [];
+		const settle = () => sleep(1000);
+		const each = async (name: string, fn: (t: Target) => Promise<unknown>, describe: (r: never) => string, list = targets) => {
+			for (const t of list) {
+				const probe = new Interference(servers);
+				const reloads0 = reloadsOf(t.server);
+				const r = await fn(t);
+				interference[`${name}/${t.key}`] = probe.read();
+				if (reloadsOf(t.server) > reloads0) {
+					reloadWarnings.push(`${name}/${t.key}`);
+					console.log(`  WARNING: wrangler reloaded ${t.label} during ${name}; its requests in flight were dropped`);
+				}
+				(results[name] ??= {})[t.key] = r;
+				const load = interference[`${name}/${t.key}`]!;
+				console.log(`  ${name.padEnd(4)} ${t.label.padEnd(34)} ${describe(r as never)}  [other load ${load.foreignCores.toFixed(2)} cores]`);
+				await settle();
+			}
+		};
+
+		const s = (x: Summary) => `p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms (n=${x.n})`;
+		if (targets.length) {
+			const want = (w: string) => opts.workloads.includes(w);
+			if (want("W3")) console.log(`W3: 5 s task, 1 s task 100 ms later (${COUNTS.w3Rounds} round${COUNTS.w3Rounds > 1 ? "s" : ""})`);
+			if (want("W3")) await each("W3", (t) => runW3(t, COUNTS.w3Rounds), (r: Awaited<ReturnType<typeof runW3>>) =>
+				`long back after ${r.rounds.map((x) => fmt(x.long.elapsed)).join(", ")} ms; short back ${r.rounds.map((x) => fmt(x.short.elapsed)).join(", ")} ms after its submit${r.errors.length ? ` ERR ${r.errors.join("; ")}` : ""}`,
+			);
+			if (want("c1")) console.log(`c1: sequential ${COUNTS.c1Zero} × sleep 0, ${COUNTS.c1Hundred} × sleep 100`);
+			if (want("c1")) await each("c1", (t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred), (r: Awaited<ReturnType<typeof runC1>>) =>
+				`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}; errors ${r.zero.errors.count + r.hundred.errors.count}`,
+			);
+			if (want("W1")) console.log(`W1: ${COUNTS.w1} concurrent tasks of 100–3000 ms`);
+			if (want("W1")) await each("W1", (t) => runW1(t, COUNTS.w1, opts.seed), (r: Awaited<ReturnType<typeof runW1>>) =>
+				`overhead ${s(r.overhead)}; late>${LATE_MS} ${r.late}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+			);
+			if (want("W2")) console.log(`W2: ${COUNTS.w2} × sleep 0 at concurrency ${COUNTS.w2Conc}`);
+			if (want("W2")) await each("W2", (t) => runW2(t, COUNTS.w2, COUNTS.w2Conc, opts.quick ? 60_000 : 300_000), (r: Awaited<ReturnType<typeof runW2>>) =>
+				`${fmt(r.tasksPerS)} tasks/s; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+			);
+
+		}
+
+		// ---- diagnostics
+		const diag: Record<string, unknown> = {};
+		if (opts.diag && floor && all.floorStore) {
+			console.log("diagnostics: floor (b+sql), proxy hop");
+			await each("c1", (t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred), (r: Awaited<ReturnType<typeof runC1>>) =>
+				`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}`, [all.floorStore]);
+			await each("W2", (t) => runW2(t, COUNTS.diagW2, COUNTS.w2Conc, 120_000), (r: Awaited<ReturnType<typeof runW2>>) =>
+				`${fmt(r.tasksPerS)} tasks/s (n=${COUNTS.diagW2}); overhead ${s(r.overhead)}; errors ${r.errors.count}`, [all.floorStore]);
+			diag.hop = await runHop(floor, COUNTS.hop);
+			const h = diag.hop as Awaited<ReturnType<typeof runHop>>;
+			if ("error" in h) console.log(`  hop: ${h.error}`);
+			else console.log(`  hop: floor (a) sleep 0 via wrangler proxy p50 ${fmt(h.viaProxy.p50, 2)} ms, direct to runtime p50 ${fmt(h.direct.p50, 2)} ms → proxy hop ≈ ${fmt(h.proxyHopP50, 2)} ms`);
+		}
+
+		type SoakR = Awaited<ReturnType<typeof runSoak>>;
+		const soaks: Partial<Record<TargetKey, SoakR>> = {};
+		const soakTargets = opts.soak > 0 ? [all.edgetask, opts.soakFloor ? all.floorB : undefined].filter((t): t is Target => t !== undefined) : [];
+		for (const t of soakTargets) {
+			console.log(`soak: ${opts.soak} × sleep 0 at concurrency ${SOAK_CONC} (${t.label})`);
+			if (!targets.includes(t)) await warmup(t);
+			const probe = new Interference(servers);
+			const reloads0 = reloadsOf(t.server);
+			const r = await runSoak(t, opts.soak);
+			soaks[t.key] = r;
+			interference[`soak/${t.key}`] = probe.read();
+			if (reloadsOf(t.server) > reloads0) reloadWarnings.push(`soak/${t.key}`);
+			console.log(
+				`  soak ${t.label}: ${r.n - r.errors.count}/${r.n} ok, ${fmt(r.tasksPerS)} tasks/s, overhead ${s(r.overhead)}, alive ${r.alive}, /health ${r.healthOk}, workerd RSS MB start ${fmt(r.rss.startKb / 1024)} mid ${fmt(r.rss.midKb / 1024)} end ${fmt(r.rss.endKb / 1024)} (+5 s idle ${fmt(r.rss.idleAfter5sKb / 1024)})`,
+			);
+			await settle();
+		}
+
+		// ---- the table
+		type W3R = Awaited<ReturnType<typeof runW3>>;
+		type W1R = Awaited<ReturnType<typeof runW1>>;
+		type W2R = Awaited<ReturnType<typeof runW2>>;
+		type C1R = Awaited<ReturnType<typeof runC1>>;
+		const pick = <R,>(name: string, f: (r: R) => number | string): Partial<Record<TargetKey, number | string>> => {
+			const out: Partial<Record<TargetKey, number | string>> = {};
+			for (const k of MAIN_TARGETS) {
+				const r = results[name]?.[k];
+				if (r !== undefined) out[k] = f(r as R);
+			}
+			return out;
+		};
+		const rows: Row[] = [];
+		const add = (workload: string, metric: string, values: Row["values"], target: string, test: ((v: number) => boolean) | null) => {
+			if (Object.keys(values).length > 0) rows.push({ workload, metric, values, target, pass: passOf(values.edgetask, test) });
+		};
+		const w1Name = `W1 (${COUNTS.w1} × 100–3000 ms, concurrent)`;
+		const w2Name = `W2 (${COUNTS.w2} × sleep 0, conc ${COUNTS.w2Conc})`;
+		const w3Name = `W3 (5 s, then 1 s +100 ms; ${COUNTS.w3Rounds} round${COUNTS.w3Rounds > 1 ? "s" : ""})`;
+		const w3v = (x: number) => (Number.isFinite(x) ? x : "error");
+		if (COUNTS.w3Rounds > 1) add(w3Name, "long task back after its submit, ms (median)", pick<W3R>("W3", (r) => w3v(r.long.p50)), "—", null);
+		add(w3Name, `long task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`, pick<W3R>("W3", (r) => w3v(r.long.max)), "—", null);
+		if (COUNTS.w3Rounds > 1) add(w3Name, "short task back after its submit, ms (median)", pick<W3R>("W3", (r) => w3v(r.short.p50)), "≤ 1050", (v) => v <= 1050);
+		add(w3Name, `short task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`, pick<W3R>("W3", (r) => w3v(r.short.max)), "≤ 1050", (v) => v <= 1050);
+		add(w1Name, "overhead p50, ms", pick<W1R>("W1", (r) => r.overhead.p50), "—", null);
+		add(w1Name, "overhead p99, ms", pick<W1R>("W1", (r) => r.overhead.p99), "—", null);
+		add(w1Name, `returned > ${LATE_MS} ms late or failed (count)`, pick<W1R>("W1", (r) => r.late), "0", (v) => v === 0);
+		add(w2Name, "throughput, tasks/s", pick<W2R>("W2", (r) => r.tasksPerS), "—", null);
+		add(w2Name, "overhead p50, ms", pick<W2R>("W2", (r) => r.overhead.p50), "—", null);
+		add(w2Name, "overhead p99, ms", pick<W2R>("W2", (r) => r.overhead.p99), "—", null);
+		add(w2Name, "errors", pick<W2R>("W2", (r) => r.errors.count), "0", (v) => v === 0);
+		add(`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`, "overhead p50, ms", pick<C1R>("c1", (r) => r.zero.overhead.p50), "≤ 10", (v) => v <= 10);
+		add(`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`, "overhead p99, ms", pick<C1R>("c1", (r) => r.zero.overhead.p99), "≤ 10", (v) => v <= 10);
+		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p50, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p50), "≤ 10", (v) => v <= 10);
+		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p99, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p99), "≤ 10", (v) => v <= 10);
+		add("c1 (all)", "errors", pick<C1R>("c1", (r) => r.zero.errors.count + r.hundred.errors.count), "0", (v) => v === 0);
+		const anySoak = soaks.edgetask ?? soaks.floorB;
+		if (anySoak) {
+			const sw = `soak (${anySoak.n} × sleep 0, conc ${SOAK_CONC})`;
+			const sv = (f: (r: SoakR) => number) => {
+				const out: Row["values"] = {};
+				for (const k of ["edgetask", "floorB"] as const) if (soaks[k]) out[k] = f(soaks[k]!);
+				return out;
+			};
+			add(sw, "completed ok", sv((r) => r.n - r.errors.count), `${anySoak.n}`, (v) => v === anySoak.n);
+			add(sw, "server alive and /health ok after", sv((r) => (r.alive && r.healthOk ? 1 : 0)), "1", (v) => v === 1);
+			add(sw, "throughput, tasks/s", sv((r) => r.tasksPerS), "—", null);
+			add(sw, "overhead p50, ms", sv((r) => r.overhead.p50), "—", null);
+			add(sw, "overhead p99, ms", sv((r) => r.overhead.p99), "—", null);
+			add(sw, "workerd RSS start, MB", sv((r) => r.rss.startKb / 1024), "—", null);
+			add(sw, "workerd RSS middle, MB", sv((r) => r.rss.midKb / 1024), "—", null);
+			add(sw, "workerd RSS end, MB", sv((r) => r.rss.endKb / 1024), "—", null);
+			add(sw, "workerd RSS 5 s after, MB", sv((r) => r.rss.idleAfter5sKb / 1024), "—", null);
+		}
+		const digits = (r: Row) => (/count|errors|ok|alive/.test(r.metric) ? 0 : 1);
+
+		const table = markdownTable(rows, digits);
+		const foreignMax = Math.max(0, ...Object.values(interference).map((x) => x.foreignCores));
+		const loadEnd = loadavg();
+
+		// ---- diagnostics tables
+		const diagLines: string[] = [];
+		const eb = (name: string, r: { breakdown: ReturnType<typeof breakdownSummary> } | undefined) => {
+			const b = r?.breakdown;
+			if (!b) return;
+			diagLines.push(
+				`| ${name} | ${b.n} | ${fmt(b.ingress.p50)} / ${fmt(b.ingress.p99)} | ${fmt(b.queue.p50)} / ${fmt(b.queue.p99)} | ${fmt(b.runExcess.p50)} / ${fmt(b.runExcess.p99)} | ${fmt(b.egress.p50)} / ${fmt(b.egress.p99)} |`,
+			);
+		};
+		if (results.c1?.edgetask || results.W1?.edgetask || results.W2?.edgetask) {
+			diagLines.push(
+				"edgetask overhead by stage, ms, p50 / p99 (from the task's own created/started/finished stamps; workerd ms clock):",
+				"",
+				"| workload | n | ingress: send → created | queue: created → started | run − ms | egress: finished → client |",
+				"|---|---:|---:|---:|---:|---:|",
+			);
+			const c1e = results.c1?.edgetask as C1R | undefined;
+			eb("c1 sleep 0", c1e?.zero);
+			eb("c1 sleep 100", c1e?.hundred);
+			eb("W1", results.W1?.edgetask as W1R | undefined);
+			eb("W2", results.W2?.edgetask as W2R | undefined);
+			diagLines.push("");
+		}
+		const cpuRows: string[] = [];
+		for (const k of ["edgetask", "floorA", "floorB", "floorStore"] as TargetKey[]) {
+			const r = results.W2?.[k] as W2R | undefined;
+			if (!r) continue;
+			const c = r.cpuMsPerTask;
+			cpuRows.push(`| ${all[k]!.label} | ${r.n} | ${fmt(c["workerd-runtime"], 2)} | ${fmt(c["workerd-proxy"], 2)} | ${fmt(c.wrangler, 2)} | ${fmt(r.tasksPerS)} |`);
+		}
+		if (cpuRows.length) {
+			diagLines.push(
+				"W2 CPU per task, ms (utime+stime of the server's processes ÷ tasks ok; 10 ms tick resolution):",
+				"",
+				"| target | n | workerd runtime | workerd proxy | wrangler (node) | tasks/s |",
+				"|---|---:|---:|---:|---:|---:|",
+				...cpuRows,
+				"",
+			);
+		}
+		const fs = results.c1?.floorStore as C1R | undefined;
+		if (fs) {
+			diagLines.push(
+				`floor (b+sql), a fresh DO per request writing SQLite before and after the sleep: c1 sleep 0 overhead p50 ${fmt(fs.zero.overhead.p50)} / p99 ${fmt(fs.zero.overhead.p99)} ms; sleep 100 p50 ${fmt(fs.hundred.overhead.p50)} / p99 ${fmt(fs.hundred.overhead.p99)} ms.`,
+			);
+		}
+		const hop = diag.hop as Awaited<ReturnType<typeof runHop>> | undefined;
+		if (hop && !("error" in hop)) {
+			diagLines.push(
+				`Per hop, idle, sequential (floor a, sleep 0, n=${hop.viaProxy.n}): via wrangler's proxy p50 ${fmt(hop.viaProxy.p50, 2)} ms (p99 ${fmt(hop.viaProxy.p99, 2)}), straight to the runtime workerd p50 ${fmt(hop.direct.p50, 2)} ms (p99 ${fmt(hop.direct.p99, 2)}): proxy hop ≈ ${fmt(hop.proxyHopP50, 2)} ms.`,
+			);
+		}
+		diagLines.push(
+			`Other load on the machine during the runs (cores busy outside this benchmark): max ${foreignMax.toFixed(2)} of ${cpus().length}; load avg start ${loadStart.map((x) => x.toFixed(2)).join(" ")}, end ${loadEnd.map((x) => x.toFixed(2)).join(" ")}.`,
+		);
+		const perRun = ["W3", "c1", "W1", "W2", "soak"]
+			.filter((w) => MAIN_TARGETS.some((k) => interference[`${w}/${k}`]))
+			.map((w) => `${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`);
+		if (perRun.length) diagLines.push(`Other load per run, cores (edgetask / floor a / floor b): ${perRun.join("; ")}.`);
+		diagLines.push(
+			"Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.",
+		);
+
+		if (wantEdge) diagLines.push(`edgetask code: ${opts.live ? "working tree" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}.`);
+		if (reloadWarnings.length) diagLines.push(`WARNING: wrangler reloaded a worker during ${reloadWarnings.join(", ")}: those numbers include dropped requests.`);
+		console.log(`\n## edgetask benchmark ${opts.quick ? "(--quick) " : ""}— ${started.toISOString()}\n`);
+		console.log(table);
+		console.log("");
+		console.log(diagLines.join("\n"));
+
+		if (opts.json) {
+			writeFileSync(
+				opts.json,
+				JSON.stringify(
+					{
+						startedAt: started.toISOString(),
+						finishedAt: new Date().toISOString(),
+						argv: process.argv.slice(2),
+						options: opts,
+						counts: COUNTS,
+						environment: { node: process.version, cores: cpus().length, loadStart, loadEnd, interference, reloadWarnings },
+						code: wantEdge ? snap : null,
+						table: rows,
+						results,
+						diagnostics: diag,
+						soak: soaks,
+					},
+					null,
+					2,
+				),
+			);
+			console.log(`\nresults written to ${opts.json}`);
+		}
+		const failed = servers.filter((s) => s.child.exitCode !== null);
+		if (failed.length) console.error(`server(s) exited during the run:\n${failed.map((s) => s.output().slice(-2000)).join("\n")}`);
+	} finally {
+		clearTimeout(watchdog);
+		await stopAll();
+	}
+}
+
+main().then(
+	() => process.exit(0),
+	(e: unknown) => {
+		console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+		process.exit(1);
+	},
+);
