@@ -11,10 +11,13 @@ import { deliver, filterFor, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./we
 const MAX_RECOVERY_GAP_MS = 3_600_000;
 /** Webhook attempts kept on the task for inspection. */
 const WEBHOOK_LOG_LIMIT = 50;
-/** A running attempt is adopted by the alarm handler this long after it starts (short ones never need it). */
+/**
+ * An attempt still running this long after it started is adopted by the alarm handler; quick
+ * ones never cost an alarm. Until then the alarm set at submit covers a lost attempt.
+ */
 const ADOPT_AFTER_MS = 1000;
 /** Health reports are coalesced over this window: a task that ends quickly sends one, not four. */
-const REPORT_DEBOUNCE_MS = 250;
+const REPORT_DEBOUNCE_MS = 1000;
 /** A terminal status the health shard did not acknowledge is reported again this much later. */
 const REPORT_RETRY_MS = 2000;
 /** Longest progress message stored and sent. */
@@ -62,6 +65,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The attempt executing in this instance, if any (a fresh instance never has one). */
 	private inFlight: Promise<void> | null = null;
 	private attemptActive = false;
+	/** True while an alarm handler holds the in-flight attempt. */
+	private adopted = false;
+	/** The health shard acknowledged the terminal status. Not stored: until the shard has it, the
+	 * alarm stays early (see `schedule`), so after a restart the alarm reports it again. */
+	private terminalReported = false;
 	/** Hubs following the task (mirrors the followers table; loaded on first use). */
 	private followerCache: Set<string> | null = null;
 	/** Latest status not yet reported to the health shard, and the pending report's timer. */
@@ -95,6 +103,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return { outcome: this.record.fingerprint === spec.fingerprint ? "existing" : "conflict", task: this.task() };
 		}
 		const now = Date.now();
+		this.terminalReported = false;
 		this.sql.exec(`CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL);
 			CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL);
 			CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY);`);
@@ -273,7 +282,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const now = Date.now();
 		await this.deliverDueWebhooks(now);
 		if (isTerminal(r.status)) {
-			if (!r.terminalReported) await this.reportTerminal();
+			if (!this.terminalReported) await this.reportTerminal();
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
 			else await this.schedule();
 		} else if (this.inFlight) {
@@ -302,9 +311,14 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Starts an attempt in this instance; the alarm handler adopts it (see the class comment). */
 	private startAttempt(r: TaskRecord): Promise<void> {
 		this.attemptActive = true;
+		// A long attempt asks the alarm to adopt it, so an alarm event holds it from then on.
+		const adoptTimer = setTimeout(() => {
+			if (!this.adopted) this.ctx.waitUntil(this.ctx.storage.setAlarm(Date.now()).then(() => void (this.alarmAt = Date.now())));
+		}, ADOPT_AFTER_MS);
 		const attempt = this.run(r)
 			.catch((e: unknown) => console.error(`task ${r.id}: attempt crashed: ${String(e)}`))
 			.finally(() => {
+				clearTimeout(adoptTimer);
 				this.inFlight = null;
 				this.attemptActive = false;
 			});
@@ -317,8 +331,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * meanwhile, so webhook retries that fall due during the run are sent from here.
 	 */
 	private async adoptAttempt(attempt: Promise<void>): Promise<void> {
+		this.adopted = true;
 		let done = false;
-		void attempt.finally(() => (done = true));
+		void attempt.finally(() => {
+			done = true;
+			this.adopted = false;
+		});
 		while (!done) {
 			const next = Math.min(...(this.record?.webhookOutbox.map((w) => w.nextAt) ?? []));
 			if (!Number.isFinite(next)) {
@@ -632,19 +650,22 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const r = this.record;
 		if (!r) return;
 		const now = Date.now();
+		// A running attempt in this instance needs no deadline of its own: the alarm already set
+		// (at submit, or the handler holding it) covers it, and the adopt timer calls it early.
 		let at =
 			r.status === "running"
 				? this.attemptActive
-					? (r.startedAt ?? now) + ADOPT_AFTER_MS
+					? Infinity
 					: now
 				: isTerminal(r.status)
-					? r.terminalReported
+					? this.terminalReported
 						? (r.expiresAt ?? now)
 						: now + REPORT_RETRY_MS
 					: r.dispatched
 						? r.runAfter
 						: r.recoverAt;
 		for (const w of r.webhookOutbox) at = Math.min(at, w.nextAt);
+		if (at === Infinity) return;
 		at = Math.max(at, now);
 		// An alarm already due stays due: setting it again would only cost a storage write.
 		if (this.alarmAt !== null && (this.alarmAt === at || (this.alarmAt <= now && at <= now))) return;
@@ -678,16 +699,14 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Reports the terminal status and remembers that the shard has it. Never throws. */
 	private async reportTerminal(): Promise<void> {
 		const r = this.record;
-		if (!r || !isTerminal(r.status) || r.terminalReported) return;
+		if (!r || !isTerminal(r.status) || this.terminalReported) return;
 		try {
 			await statsShardFor(this.env, r.id, this.cfg.healthShards).report(r.id, r.version, r.status);
 		} catch (e) {
 			console.error(`task ${r.id}: health report failed, the alarm retries it: ${String(e)}`);
 			return;
 		}
-		if (this.record !== r) return;
-		r.terminalReported = true;
-		this.persist();
+		if (this.record === r) this.terminalReported = true;
 	}
 
 	private sendReport(id: string, version: number, status: TaskStatus | null): void {

@@ -102,8 +102,6 @@ export interface TaskRecord extends TaskSpec {
 	expiresAt: number | null;
 	/** Bumped on every change; orders the health reports. */
 	version: number;
-	/** The health shard has counted the terminal status (until then the alarm retries the report). */
-	terminalReported?: boolean;
 	/** Sequence number of the last event emitted. */
 	eventSeq: number;
 	/** Webhook deliveries not yet done: event seq, attempts made, when to try next. */
