@@ -12,6 +12,10 @@
  *   W1    100 concurrent tasks of random 100–3000 ms (same seeded durations for every target).
  *   W2    2,000 no-op tasks (sleep 0) at concurrency 100: tasks/s and overhead.
  *   c1    sequential: 50 × sleep 0 and 20 × sleep 100.
+ *   L1    live results (bench/live.ts; edgetask only): 1,000 tasks, each with one WebSocket and
+ *         one `Prefer: wait=60` long-poll, all held at once (100 with --quick); every one must be
+ *         released within 1 s of its task's end; delay from result stored (`finished_at`) to
+ *         event received, p50/p99 per delivery (target p99 ≤ 50 ms).
  *   soak  (--soak N) N sleep-0 tasks at concurrency 50 against edgetask; workerd RSS over time
  *         (--soak-floor: the same against floor (b), for the runtime's own growth).
  * Diagnostics (not in the main table): edgetask's server-side breakdown of its overhead, CPU
@@ -28,7 +32,9 @@
  * --no-diag (skip diagnostics), --seed N, --live, --soak-only (with --soak: skip everything else),
  * --soak-floor, --code DIR (benchmark DIR/src + DIR/wrangler.toml instead of this checkout's,
  * e.g. another worktree), --edge-var NAME=VALUE (extra edgetask var, repeatable),
- * --workloads W3,c1,W1,W2 (a subset).
+ * --workloads W3,c1,W1,W2,L1 (a subset), --l1-n N (L1's task count), --l1-stream (L1 tasks of
+ * 1–3 s from their submission instead of ends held in one window), --l1-hold-ms / --l1-window-ms
+ * (L1's schedule), --l1-conc N (L1 submissions in flight).
  * Every loop is bounded in count and in time.
  */
 import { execFileSync } from "node:child_process";
@@ -38,6 +44,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer, type DevServer } from "../scripts/devServer.ts";
+import { describeL1, l1Defaults, runL1, type L1Result } from "./live.ts";
 import {
 	cpuMsByRole,
 	epochNow,
@@ -76,13 +83,15 @@ interface Options {
 	/** Extra `[vars]` for edgetask (`--edge-var NAME=VALUE`, repeatable). */
 	edgeVars: Record<string, string>;
 	workloads: string[];
+	l1: { n: number | null; stream: boolean; holdMs: number | null; windowMs: number | null; conc: number };
 }
 
 type TargetKey = "edgetask" | "floorA" | "floorB" | "floorStore";
+const WORKLOADS = ["W3", "c1", "W1", "W2", "L1"];
 const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
 
 function parseArgs(argv: string[]): Options {
-	const o: Options = { quick: false, json: null, soak: 0, targets: [...MAIN_TARGETS], diag: true, seed: 42, live: false, soakOnly: false, soakFloor: false, code: null, edgeVars: {}, workloads: ["W3", "c1", "W1", "W2"] };
+	const o: Options = { quick: false, json: null, soak: 0, targets: [...MAIN_TARGETS], diag: true, seed: 42, live: false, soakOnly: false, soakFloor: false, code: null, edgeVars: {}, workloads: [...WORKLOADS], l1: { n: null, stream: false, holdMs: null, windowMs: null, conc: 25 } };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i]!;
 		const value = () => {
@@ -101,8 +110,13 @@ function parseArgs(argv: string[]): Options {
 		else if (a === "--code") o.code = value();
 		else if (a === "--workloads") {
 			o.workloads = value().split(",").map((w) => w.trim());
-			for (const w of o.workloads) if (!["W3", "c1", "W1", "W2"].includes(w)) throw new Error(`unknown workload ${w} (W3, c1, W1, W2)`);
+			for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} (${WORKLOADS.join(", ")})`);
 		}
+		else if (a === "--l1-n") o.l1.n = Math.max(1, Math.floor(Number(value())) || 1);
+		else if (a === "--l1-stream") o.l1.stream = true;
+		else if (a === "--l1-hold-ms") o.l1.holdMs = Math.max(0, Number(value()) || 0);
+		else if (a === "--l1-window-ms") o.l1.windowMs = Math.max(1, Number(value()) || 1);
+		else if (a === "--l1-conc") o.l1.conc = Math.max(1, Math.floor(Number(value())) || 1);
 		else if (a === "--edge-var") {
 			const [name, ...rest] = value().split("=");
 			if (!name || rest.length === 0) throw new Error("--edge-var needs NAME=VALUE");
@@ -113,7 +127,7 @@ function parseArgs(argv: string[]): Options {
 			for (const t of list) if (!MAIN_TARGETS.includes(t)) throw new Error(`unknown target ${t} (edgetask, floorA, floorB)`);
 			o.targets = list;
 		} else if (a === "--help" || a === "-h") {
-			console.log("npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2]");
+			console.log("npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]");
 			process.exit(0);
 		} else throw new Error(`unknown option ${a}`);
 	}
@@ -128,8 +142,8 @@ function parseArgs(argv: string[]): Options {
 const opts = parseArgs(process.argv.slice(2));
 
 const COUNTS = opts.quick
-	? { w3Rounds: 1, warmup: 10, w1: 30, w2: 300, w2Conc: 100, c1Zero: 15, c1Hundred: 5, hop: 30, diagW2: 200 }
-	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 1000 };
+	? { w3Rounds: 1, warmup: 10, w1: 30, w2: 300, w2Conc: 100, c1Zero: 15, c1Hundred: 5, hop: 30, diagW2: 200, l1: opts.l1.n ?? 100 }
+	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 1000, l1: opts.l1.n ?? 1000 };
 const SOAK_CONC = 50;
 /** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
 const REQUEST_TIMEOUT_MS = 70_000;
@@ -633,7 +647,7 @@ async function main() {
 		for (const t of targets) await warmup(t);
 		if (opts.diag && all.floorStore) await warmup(all.floorStore);
 
-		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {} };
+		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {}, L1: {} };
 		const interference: Record<string, { foreignCores: number; ownCores: number }> = {};
 		const reloadWarnings: string[] = [];
 		const settle = () => sleep(1000);
@@ -673,7 +687,30 @@ async function main() {
 			if (want("W2")) await each("W2", (t) => runW2(t, COUNTS.w2, COUNTS.w2Conc, opts.quick ? 60_000 : 300_000), (r: Awaited<ReturnType<typeof runW2>>) =>
 				`${fmt(r.tasksPerS)} tasks/s; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
 			);
-
+			if (want("L1") && all.edgetask && targets.includes(all.edgetask)) {
+				const d = l1Defaults(COUNTS.l1);
+				const l1Mode = opts.l1.stream ? "stream" : "hold";
+				const holdMs = opts.l1.holdMs ?? d.holdMs;
+				const windowMs = opts.l1.windowMs ?? d.windowMs;
+				console.log(
+					`L1: ${COUNTS.l1} tasks × (1 WebSocket + 1 long-poll), ` +
+						(l1Mode === "hold" ? `ends spread over ${fmt(windowMs / 1000)} s from ${fmt(holdMs / 1000)} s after the first submission` : "sleep 1000–3000 ms from each submission") +
+						`, submissions at concurrency ${opts.l1.conc} (edgetask only)`,
+				);
+				const edge = all.edgetask;
+				await each("L1", (t) => runL1({
+					base: t.server.url,
+					apiKey: API_KEY,
+					n: COUNTS.l1,
+					seed: opts.seed,
+					submitConcurrency: opts.l1.conc,
+					mode: l1Mode,
+					holdMs,
+					windowMs,
+					submitDeadlineMs: 60_000 + COUNTS.l1 * 100,
+					log: (line) => console.log(line),
+				}), (r: L1Result) => describeL1(r).join("\n         "), [edge]);
+			}
 		}
 
 		// ---- diagnostics
@@ -709,6 +746,7 @@ async function main() {
 		}
 
 		// ---- the table
+		type L1R = L1Result;
 		type W3R = Awaited<ReturnType<typeof runW3>>;
 		type W1R = Awaited<ReturnType<typeof runW1>>;
 		type W2R = Awaited<ReturnType<typeof runW2>>;
@@ -745,6 +783,22 @@ async function main() {
 		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p50, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p50), "≤ 10", (v) => v <= 10);
 		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p99, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p99), "≤ 10", (v) => v <= 10);
 		add("c1 (all)", "errors", pick<C1R>("c1", (r) => r.zero.errors.count + r.hundred.errors.count), "0", (v) => v === 0);
+		const l1r = results.L1?.edgetask as L1R | undefined;
+		if (l1r) {
+			const l1Name = `L1 (${l1r.n} tasks × 1 WS + 1 long-poll${l1r.mode === "stream" ? ", 1–3 s each" : ""})`;
+			add(l1Name, "connections held at once, peak (count)", pick<L1R>("L1", (r) => r.peakHeld.total), l1r.mode === "hold" ? `${2 * l1r.n}` : "—", l1r.mode === "hold" ? (v) => v === 2 * l1r.n : null);
+			add(l1Name, "WS: result stored → terminal frame, p50 ms", pick<L1R>("L1", (r) => r.ws.delay.p50), "—", null);
+			add(l1Name, "WS: result stored → terminal frame, p99 ms", pick<L1R>("L1", (r) => r.ws.delay.p99), "≤ 50", (v) => v <= 50);
+			add(l1Name, "WS: result stored → terminal frame, max ms", pick<L1R>("L1", (r) => r.ws.delay.max), "—", null);
+			add(l1Name, "long-poll: result stored → answer, p50 ms", pick<L1R>("L1", (r) => r.lp.delay.p50), "—", null);
+			add(l1Name, "long-poll: result stored → answer, p99 ms", pick<L1R>("L1", (r) => r.lp.delay.p99), "≤ 50", (v) => v <= 50);
+			add(l1Name, "long-poll: result stored → answer, max ms", pick<L1R>("L1", (r) => r.lp.delay.max), "—", null);
+			add(l1Name, "released > 1 s after the end or never, WS + long-poll (count)", pick<L1R>("L1", (r) => r.releasedLateOrNever), "0", (v) => v === 0);
+			add(l1Name, "WS: result stored → close frame, max ms", pick<L1R>("L1", (r) => r.ws.closeFrameDelay.max), "≤ 1000", (v) => v <= 1000);
+			add(l1Name, "WS: result stored → close event (TCP closed), p50 ms", pick<L1R>("L1", (r) => r.ws.closeDelay.p50), "—", null);
+			add(l1Name, "sockets not closed with 1000 by the server (count)", pick<L1R>("L1", (r) => r.ws.notClosed1000), "0", (v) => v === 0);
+			add(l1Name, "subscribed only after the task ended, WS + long-poll (count)", pick<L1R>("L1", (r) => r.ws.lateSubscriptions + r.lp.lateSubscriptions), "0", (v) => v === 0);
+		}
 		const anySoak = soaks.edgetask ?? soaks.floorB;
 		if (anySoak) {
 			const sw = `soak (${anySoak.n} × sleep 0, conc ${SOAK_CONC})`;
@@ -824,13 +878,18 @@ async function main() {
 		diagLines.push(
 			`Other load on the machine during the runs (cores busy outside this benchmark): max ${foreignMax.toFixed(2)} of ${cpus().length}; load avg start ${loadStart.map((x) => x.toFixed(2)).join(" ")}, end ${loadEnd.map((x) => x.toFixed(2)).join(" ")}.`,
 		);
-		const perRun = ["W3", "c1", "W1", "W2", "soak"]
+		const perRun = ["W3", "c1", "W1", "W2", "L1", "soak"]
 			.filter((w) => MAIN_TARGETS.some((k) => interference[`${w}/${k}`]))
 			.map((w) => `${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`);
 		if (perRun.length) diagLines.push(`Other load per run, cores (edgetask / floor a / floor b): ${perRun.join("; ")}.`);
 		diagLines.push(
 			"Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.",
 		);
+		if (l1r) {
+			diagLines.push(
+				`L1: delay = client Date.now() as the terminal WebSocket frame / the whole long-poll body arrived − the task's finished_at (workerd's ms clock, set as the object commits the result; same machine). Subscriptions that began after their task ended are left out of the percentiles and counted in their own row. ${l1r.mode === "hold" ? `Each task's ms was chosen at submission so that ends fall in a ${fmt(l1r.windowMs / 1000)} s window opening ${fmt(l1r.holdMs / 1000)} s after the first submission.` : "Each task slept 1000–3000 ms (seeded) from its submission."} Client event-loop delay during L1: p99 ${fmt(l1r.clientLoopDelayMs.p99)} ms, max ${fmt(l1r.clientLoopDelayMs.max)} ms.`,
+			);
+		}
 
 		if (wantEdge) diagLines.push(`edgetask code: ${opts.live ? "working tree" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}.`);
 		if (reloadWarnings.length) diagLines.push(`WARNING: wrangler reloaded a worker during ${reloadWarnings.join(", ")}: those numbers include dropped requests.`);
