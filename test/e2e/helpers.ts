@@ -15,8 +15,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { startDevServer as startRaw, type DevServer, type DevServerOptions } from "../../scripts/devServer";
+import { jsonOrText } from "../shared/body";
+import { sleep } from "../shared/waits";
 
 export type { DevServer };
+export { sleep };
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -126,13 +129,7 @@ const REQUEST_TIMEOUT_MS = 75_000;
 export async function request<T = unknown>(url: string, init: RequestInit = {}, timeoutMs = REQUEST_TIMEOUT_MS): Promise<Answer<T>> {
 	const t0 = performance.now();
 	const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-	const text = await res.text();
-	let body: unknown = text;
-	try {
-		body = JSON.parse(text);
-	} catch {
-		/* keep the text: the assertion will show it */
-	}
+	const body = jsonOrText(await res.text());
 	return { status: res.status, headers: res.headers, body: body as T, elapsedMs: performance.now() - t0 };
 }
 
@@ -182,10 +179,6 @@ export async function waitTerminal(base: string, id: string, budgetMs = 60_000):
 
 export function getHealth(base: string): Promise<Answer<HealthJson>> {
 	return request<HealthJson>(`${base}/health`);
-}
-
-export function sleep(ms: number): Promise<void> {
-	return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A task id unique to this run, so a persisted state directory never sees it twice. */

@@ -9,7 +9,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { taskToken, verifyTaskToken } from "../../src/auth";
-import { call, connect, errorOf, getTask, newId, ORIGIN, readSse, send, sleep, submitTask, type EnvOverrides, type Socket, type TaskView } from "./reliability-helpers";
+import { sleep } from "../shared/waits";
+import { call, type EnvOverrides, errorOf, getTask, ORIGIN, send, submitTask, type TaskView } from "./support/api";
+import { newId } from "./support/ids";
+import { connect, type RecordingSocket } from "./support/socket";
+import { readSse } from "./support/sse";
 
 const KEYED: EnvOverrides = { API_KEYS: "k1,k2", AUTH_MODE: "required" };
 const CLOSED: EnvOverrides = { API_KEYS: undefined, AUTH_MODE: "required" };
@@ -276,7 +280,7 @@ describe("per-task capability tokens", () => {
 });
 
 describe("/v1/ws without an API key", () => {
-	async function anonymousHub(): Promise<Socket> {
+	async function anonymousHub(): Promise<RecordingSocket> {
 		const { res, socket } = await connect("/v1/ws", { env: KEYED });
 		expect(res.status).toBe(101);
 		return socket!;

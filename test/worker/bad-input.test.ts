@@ -1,12 +1,13 @@
 import { env } from "cloudflare:workers";
 import { listDurableObjectIds } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { call, errorOf, getTask, newId, submitTask, type Timed } from "./helpers";
+import { type Answer, call, errorOf, getTask, submitTask } from "./support/api";
+import { newId } from "./support/ids";
 
 const MAX_BODY_BYTES = 131072;
 
 /** The answer must be the JSON error envelope with this status and code. */
-function expectError(r: Timed<unknown>, status: number, code: string) {
+function expectError(r: Answer<unknown>, status: number, code: string) {
 	expect(r.res.status, JSON.stringify(r.body)).toBe(status);
 	expect(r.res.headers.get("content-type")).toMatch(/^application\/json/);
 	const error = errorOf(r.body);

@@ -4,7 +4,10 @@ import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { TaskMessage } from "../../src/task";
 import { toSpec } from "../../src/tasks";
-import { eventually, getTask, newId, settled, sleep, storedState, taskStub } from "./helpers";
+import { eventually, sleep } from "../shared/waits";
+import { getTask, settled } from "./support/api";
+import { newId } from "./support/ids";
+import { storedState, taskStub } from "./support/objects";
 
 let seq = 0;
 function message(body: unknown, attempts = 1): MessageBatchMessage {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { newId, settled, submitTask, warmUp } from "./helpers";
+import { settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
 
 beforeAll(warmUp);
 

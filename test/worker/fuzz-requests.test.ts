@@ -15,7 +15,11 @@
 import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ORIGIN, getTask, newId, openSocket, readSse, settled, sleep, submitTask, within, type Socket } from "./reliability-helpers";
+import { sleep, within } from "../shared/waits";
+import { getTask, ORIGIN, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+import { openSocket, type RecordingSocket } from "./support/socket";
+import { readSse } from "./support/sse";
 
 const FUZZ_SEED: number | undefined = undefined;
 const seed = FUZZ_SEED ?? (Date.now() ^ 0x5eed) >>> 0;
@@ -694,7 +698,7 @@ const badFrame: fc.Arbitrary<string | Uint8Array> = fc.oneof(
 	),
 );
 
-function sendFrame(socket: Socket, frame: string | Uint8Array): void {
+function sendFrame(socket: RecordingSocket, frame: string | Uint8Array): void {
 	framesSent++;
 	socket.ws.send(frame);
 }
@@ -776,7 +780,7 @@ describe("after the fuzzing", () => {
 		const events = await exports.default.fetch(`${ORIGIN}/v1/tasks/${id}/events?after=0`);
 		expect(events.status).toBe(200);
 
-		const done = await settled(id);
+		const done = await settled(id, 20);
 		expect(done).toMatchObject({ id, status: "succeeded", attempts: 1, output: { slept_ms: 500 } });
 		await socket.closed();
 		expect(socket.events().map((e) => e.type).filter((t) => t !== "progress")).toEqual(["queued", "running", "succeeded"]);

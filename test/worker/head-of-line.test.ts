@@ -1,5 +1,7 @@
 import { beforeAll, expect, it } from "vitest";
-import { newId, sleep, submitTask, type Timed, type TaskView, warmUp } from "./helpers";
+import { sleep } from "../shared/waits";
+import { type Answer, submitTask, type TaskView, warmUp } from "./support/api";
+import { newId } from "./support/ids";
 
 beforeAll(warmUp);
 
@@ -13,7 +15,7 @@ it("answers a short task submitted behind a long one first, with its own run tim
 	const shortId = newId();
 	const order: string[] = [];
 	const t0 = Date.now();
-	const track = (name: string) => (r: Timed<TaskView>) => {
+	const track = (name: string) => (r: Answer<TaskView>) => {
 		order.push(name);
 		return r;
 	};

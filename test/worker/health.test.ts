@@ -3,7 +3,10 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
 import { statsShardFor } from "../../src/StatsShard";
 import { toSpec } from "../../src/tasks";
-import { call, eventually, getTask, newId, settled, sleep, submitTask, taskStub } from "./helpers";
+import { eventually, sleep } from "../shared/waits";
+import { call, getTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+import { taskStub } from "./support/objects";
 
 /** HEALTH_SHARDS in wrangler.toml. */
 const HEALTH_SHARDS = 16;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { errorOf, getTask, newId, settled, submitTask } from "./helpers";
+import { errorOf, getTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
 
 describe("submitting the same id twice", () => {
 	it("returns the finished task with the same body, without running it again", async () => {

@@ -2,7 +2,10 @@ import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { toSpec } from "../../src/tasks";
-import { getTask, newId, settled, sleep, storedState, submitTask, taskStub } from "./helpers";
+import { eventually, sleep } from "../shared/waits";
+import { getTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+import { storedState, taskStub } from "./support/objects";
 
 /** QUEUED_RECOVERY_S as vitest.config.ts sets it for the tests. */
 const RECOVERY_MS = 2000;
@@ -20,11 +23,14 @@ describe("TTL", () => {
 		expect(task.status).toBe("succeeded");
 		if (task.finished_at === null) throw new Error("finished task without finished_at");
 
-		// The alarm points at the expiry: finished_at + ttl_s.
-		const before = await storedState(id);
+		// The alarm points at the expiry, finished_at + ttl_s, once the health shard has the
+		// final status (until then it stays early, to retry that report).
 		const expiresAt = Date.parse(task.finished_at) + 1000;
+		const before = await eventually(async () => {
+			const state = await storedState(id);
+			return state.alarm === expiresAt ? state : undefined;
+		}, "the alarm to point at the expiry", 900);
 		expect(before.record?.expiresAt).toBe(expiresAt);
-		expect(before.alarm).toBe(expiresAt);
 
 		// An alarm that runs early deletes nothing and re-arms itself for the expiry.
 		await runDurableObjectAlarm(taskStub(id));
@@ -47,9 +53,12 @@ describe("TTL", () => {
 		const id = newId();
 		const { body } = await submitTask({ id, type: "echo", input: 1, ttl_s: 60 }, { wait: 10 });
 		expect(body.status).toBe("succeeded");
-		const { record, alarm } = await storedState(id);
-		expect(alarm).toBe(record?.expiresAt);
-		expect(record?.expiresAt).toBe(Date.parse(body.finished_at ?? "") + 60_000);
+		const expiresAt = Date.parse(body.finished_at ?? "") + 60_000;
+		const { record } = await eventually(async () => {
+			const state = await storedState(id);
+			return state.alarm === expiresAt ? state : undefined;
+		}, "the alarm to point at the expiry");
+		expect(record?.expiresAt).toBe(expiresAt);
 		expect((await getTask(id)).body).toMatchObject({ id, output: 1 });
 	});
 });

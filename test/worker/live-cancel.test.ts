@@ -4,8 +4,11 @@
  * idempotent; a task that ended otherwise answers 409; unknown ids 404.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, errorOf, getTask, newId, settled, sleep, submitTask, warmUp } from "./helpers";
-import { cancelTask, createWithoutMessage, dispatch, drain, pollTask, taskSocket } from "./live-helpers";
+import { sleep } from "../shared/waits";
+import { call, cancelTask, errorOf, getTask, pollTask, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
+import { createWithoutMessage, dispatch } from "./support/objects";
+import { drain, taskSocket } from "./support/socket";
 
 beforeAll(warmUp);
 

@@ -4,8 +4,10 @@
  * progress coalescing.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { newId, settled, submitTask, warmUp } from "./helpers";
-import { cancelTask, drain, expectIncreasingSeqs, pollTask, shape, taskSocket, type WireEvent } from "./live-helpers";
+import { cancelTask, pollTask, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
+import { expectIncreasingSeqs, shape, type WireEvent } from "./support/events";
+import { drain, taskSocket } from "./support/socket";
 
 beforeAll(warmUp);
 

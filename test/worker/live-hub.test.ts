@@ -5,32 +5,18 @@
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, errorOf, newId, settled, sleep, submitTask, warmUp } from "./helpers";
-import {
-	cancelTask,
-	createWithoutMessage,
-	dispatch,
-	expectIncreasingSeqs,
-	isEvent,
-	isTerminalEvent,
-	openSocket,
-	pollTask,
-	type Frame,
-	type LiveSocket,
-} from "./live-helpers";
+import { sleep } from "../shared/waits";
+import { call, cancelTask, errorOf, pollTask, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
+import { createWithoutMessage, dispatch } from "./support/objects";
+import { expectIncreasingSeqs, type Frame, isEvent, isTerminalEvent } from "./support/events";
+import { openSocket, type RecordingSocket } from "./support/socket";
 
 beforeAll(warmUp);
 
 const hubSocket = () => openSocket("/v1/ws");
 
-/** Sends a ping and waits for the pong that answers it. */
-async function expectPong(socket: LiveSocket): Promise<void> {
-	const from = socket.frames.length;
-	socket.send({ type: "ping" });
-	await socket.waitFor((f) => f.type === "pong", "pong", 10_000, from);
-}
-
-function errorsAfter(socket: LiveSocket, from: number): Extract<Frame, { type: "error" }>[] {
+function errorsAfter(socket: RecordingSocket, from: number): Extract<Frame, { type: "error" }>[] {
 	return socket.frames.slice(from).filter((f): f is Extract<Frame, { type: "error" }> => f.type === "error");
 }
 
@@ -68,7 +54,7 @@ describe("GET /v1/ws", () => {
 		expect(socket.frames.filter((f) => f.type === "error")).toEqual([]);
 		// The hub socket outlives its tasks.
 		expect(socket.close).toBeNull();
-		await expectPong(socket);
+		await socket.ping();
 		socket.shut();
 	});
 
@@ -94,7 +80,7 @@ describe("GET /v1/ws", () => {
 		socket.send({ type: "subscribe", ids: [id] });
 		const snapshot = await socket.waitFor(isEvent, "snapshot");
 		expect(snapshot).toMatchObject({ type: "snapshot", task_id: id, data: { status: "succeeded", output: { a: 1 } } });
-		await expectPong(socket);
+		await socket.ping();
 		expect(socket.events(id)).toHaveLength(1);
 		socket.shut();
 	});
@@ -161,7 +147,7 @@ describe("GET /v1/ws", () => {
 			expect(typeof e.error.message).toBe("string");
 		}
 		expect(socket.close).toBeNull();
-		await expectPong(socket);
+		await socket.ping();
 
 		// And it still follows tasks.
 		const id = newId();
@@ -180,7 +166,7 @@ describe("GET /v1/ws", () => {
 		socket.send({ type: "subscribe", ids: [id, id] });
 		await socket.waitFor(isEvent, "the snapshot");
 		socket.send({ type: "subscribe", ids: [id] });
-		await expectPong(socket);
+		await socket.ping();
 		expect((await cancelTask(id)).res.status).toBe(200);
 		await socket.waitFor((f) => isEvent(f) && f.type === "canceled", "canceled");
 		await sleep(300);
@@ -200,7 +186,7 @@ describe("GET /v1/ws", () => {
 		socket.send({ type: "subscribe", ids });
 		await socket.waitFor(() => errorsAfter(socket, 0).length >= ids.length, "500 task_not_found errors", 10_000);
 		expect(new Set(errorsAfter(socket, 0).map((e) => e.error.id))).toEqual(new Set(ids));
-		await expectPong(socket);
+		await socket.ping();
 		socket.shut();
 	});
 
@@ -212,7 +198,7 @@ describe("GET /v1/ws", () => {
 		socket.send({ type: "subscribe", ids: [newId()] });
 		const isTooMany = (f: Frame) => f.type === "error" && (f as { error: { code: string } }).error.code === "too_many_subscriptions";
 		await socket.waitFor(isTooMany, "too_many_subscriptions", 15_000);
-		await expectPong(socket);
+		await socket.ping();
 		socket.shut();
 	});
 
@@ -266,7 +252,7 @@ describe("hibernation of /v1/ws", () => {
 		await socket.waitFor((f) => isEvent(f) && f.task_id === id && f.type === "succeeded", "succeeded after eviction", 15_000);
 		expect(socket.events(id).map((e) => e.type)).toEqual(["snapshot", "running", "succeeded"]);
 		expect(socket.close).toBeNull();
-		await expectPong(socket);
+		await socket.ping();
 		socket.shut();
 	});
 });

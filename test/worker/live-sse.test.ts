@@ -4,8 +4,10 @@
  * keep-alive comments.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { errorOf, newId, submitTask, warmUp } from "./helpers";
-import { cancelTask, expectIncreasingSeqs, openSse, pollTask, TERMINAL_TYPES, type SseFrame } from "./live-helpers";
+import { cancelTask, errorOf, pollTask, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
+import { expectIncreasingSeqs, TERMINAL_TYPES } from "./support/events";
+import { openSse, type SseFrame } from "./support/sse";
 
 beforeAll(warmUp);
 

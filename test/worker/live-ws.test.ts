@@ -6,19 +6,12 @@
 import { env } from "cloudflare:workers";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, errorOf, newId, settled, sleep, submitTask, warmUp } from "./helpers";
-import {
-	cancelTask,
-	connect,
-	createWithoutMessage,
-	dispatch,
-	drain,
-	expectIncreasingSeqs,
-	isEvent,
-	pollTask,
-	taskSocket,
-	type WireEvent,
-} from "./live-helpers";
+import { sleep } from "../shared/waits";
+import { call, cancelTask, errorOf, pollTask, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
+import { createWithoutMessage, dispatch } from "./support/objects";
+import { expectIncreasingSeqs, isEvent, type WireEvent } from "./support/events";
+import { connect, drain, taskSocket } from "./support/socket";
 
 beforeAll(warmUp);
 

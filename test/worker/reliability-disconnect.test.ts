@@ -3,7 +3,9 @@
  * and a slot lost here must not be blamed on (or hidden by) other suites' waits.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, errorOf, getTask, newId, settled, sleep, submitTask, taskWhere } from "./reliability-helpers";
+import { sleep } from "../shared/waits";
+import { call, errorOf, getTask, pollTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
 
 beforeAll(async () => {
 	const { body } = await submitTask({ type: "echo", input: "warm-up" }, { wait: 20 });
@@ -24,17 +26,17 @@ async function abandon(path: string, init: RequestInit, afterMs = 200): Promise<
 
 describe("client disconnects mid-wait", () => {
 	it("a GET long-poll aborted after 200 ms does not stop the task: it completes and GET returns its result", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "sleep", input: { ms: 1500 } });
 		const outcome = await abandon(`/v1/tasks/${id}`, {});
 		expect(outcome).toMatch(/^aborted/);
 
-		const done = await settled(id);
+		const done = await settled(id, 20);
 		expect(done).toMatchObject({ id, status: "succeeded", attempts: 1, output: { slept_ms: 1500 } });
 	});
 
 	it("a POST with Prefer: wait aborted after 200 ms still leaves the task submitted, and it completes", async () => {
-		const id = newId();
+		const id = newId("rel");
 		const outcome = await abandon("/v1/tasks", {
 			method: "POST",
 			headers: { "content-type": "application/json" },
@@ -42,8 +44,8 @@ describe("client disconnects mid-wait", () => {
 		});
 		expect(outcome).toMatch(/^aborted/);
 
-		await taskWhere(id, () => true, "the task to exist", 5000);
-		const done = await settled(id);
+		await pollTask(id, () => true, "the task to exist", 5000);
+		const done = await settled(id, 20);
 		expect(done).toMatchObject({ id, status: "succeeded", attempts: 1, output: { slept_ms: 1000 } });
 	});
 
@@ -54,12 +56,12 @@ describe("client disconnects mid-wait", () => {
 	 * every long-poll and POST /process in the isolate gets 429 for good.
 	 */
 	it("a disconnected long-poll gives its waiting slot back (once the wait it asked for is over)", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "sleep", input: { ms: 800 } });
 		// Three clients hang up mid-wait (two of them after the earlier tests' two).
 		const outcomes = await Promise.all([0, 1, 2].map(() => abandon(`/v1/tasks/${id}`, {})));
 		for (const o of outcomes) expect(o).toMatch(/^aborted/);
-		await settled(id);
+		await settled(id, 20);
 		// Past every abandoned wait's own 10 s, so no request could still legitimately hold a slot.
 		await sleep(10_500);
 

@@ -13,21 +13,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { TaskMessage } from "../../src/task";
 import { toSpec } from "../../src/tasks";
-import {
-	call,
-	errorOf,
-	eventually,
-	getTask,
-	newId,
-	openSocket,
-	settled,
-	sleep,
-	stored,
-	submitTask,
-	taskWhere,
-	type Socket,
-	type WireEvent,
-} from "./reliability-helpers";
+import { eventually, sleep } from "../shared/waits";
+import { call, errorOf, getTask, pollTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+import { storedState } from "./support/objects";
+import type { WireEvent } from "./support/events";
+import { drain, openSocket, type RecordingSocket } from "./support/socket";
 
 beforeAll(async () => {
 	// The first task of a run pays for starting the worker, the queue and the objects.
@@ -44,10 +35,7 @@ async function createOnly(body: Record<string, unknown>): Promise<string> {
 }
 
 /** The full event history of a task (ws ?after=0) until the server closes the socket. */
-async function history(socket: Socket, timeoutMs = 25_000): Promise<{ events: WireEvent[]; close: { code: number; reason: string } }> {
-	const close = await socket.closed(timeoutMs);
-	return { events: socket.events(), close };
-}
+const history = (socket: RecordingSocket) => drain(socket, 25_000);
 
 function types(events: WireEvent[]): string[] {
 	return events.filter((e) => e.type !== "progress").map((e) => e.type);
@@ -72,10 +60,10 @@ async function deliver(queue: string, messages: ReturnType<typeof queueMessage>[
 
 describe("retryable and non-retryable errors", () => {
 	it("retries a retryable error until it succeeds: subscribers see `retrying` with the error, waiters stay parked until success", async () => {
-		const id = newId();
+		const id = newId("rel");
 		// The submitter itself long-polls (Prefer: wait=20) from before the first attempt.
 		const submitter = submitTask({ id, type: "flaky", input: { fail_times: 2, ms: 200 } }, { wait: 20 });
-		await taskWhere(id, () => true, "the task to exist", 5000);
+		await pollTask(id, () => true, "the task to exist", 5000);
 		const socket = await openSocket(`/v1/tasks/${id}/ws?after=0`);
 
 		// A second waiter joins after the first failure, while the task backs off.
@@ -109,7 +97,7 @@ describe("retryable and non-retryable errors", () => {
 	});
 
 	it("fails a non-retryable error at once: fail {permanent: true} ends failed after 1 attempt, no retrying", async () => {
-		const id = newId();
+		const id = newId("rel");
 		const { res, body } = await submitTask({ id, type: "fail", input: { message: "refused by backend", permanent: true } }, { wait: 20 });
 		expect(res.status).toBe(200);
 		expect(body).toMatchObject({ id, status: "failed", attempts: 1, output: null, error: { code: "processor_error", message: "refused by backend" } });
@@ -124,7 +112,7 @@ describe("retryable and non-retryable errors", () => {
 
 describe("attempts exhausted and dead letters", () => {
 	it("fails with the last error once the type's 3 attempts are used, and releases the waiter at once", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "flaky", input: { fail_times: 5 } });
 		const waiter = await getTask(id, { wait: 20 });
 		const releasedAt = Date.now();
@@ -146,7 +134,7 @@ describe("attempts exhausted and dead letters", () => {
 	});
 
 	it("a dead-lettered message fails its queued task with dead_lettered and releases its waiter; a late message does not revive it", async () => {
-		const id = await createOnly({ id: newId(), type: "sleep", input: { ms: 10 } });
+		const id = await createOnly({ id: newId("rel"), type: "sleep", input: { ms: 10 } });
 		const waiter = getTask(id, { wait: 20 });
 		await sleep(300); // let the long-poll park in the object first (well before the 2 s recovery alarm)
 
@@ -168,10 +156,10 @@ describe("attempts exhausted and dead letters", () => {
 	});
 
 	it("a dead letter for a task that is already running, or unknown, changes nothing", async () => {
-		const running = newId();
+		const running = newId("rel");
 		await submitTask({ id: running, type: "sleep", input: { ms: 1000 } });
-		await taskWhere(running, (t) => t.status === "running", "the task to start");
-		const unknown = newId();
+		await pollTask(running, (t) => t.status === "running", "the task to start");
+		const unknown = newId("rel");
 
 		const result = await deliver("edgetask-dlq", [
 			queueMessage({ id: running, reason: "submit" }, 1),
@@ -179,7 +167,7 @@ describe("attempts exhausted and dead letters", () => {
 		]);
 		expect(result.explicitAcks).toHaveLength(2);
 
-		expect(await settled(running)).toMatchObject({ status: "succeeded", attempts: 1, output: { slept_ms: 1000 } });
+		expect(await settled(running, 20)).toMatchObject({ status: "succeeded", attempts: 1, output: { slept_ms: 1000 } });
 		expect((await getTask(unknown)).res.status).toBe(404);
 	});
 });
@@ -193,10 +181,10 @@ describe("dead letters for tasks already delivered", () => {
 	 * failing its hand-over while another got through. Fix: also return when `r.dispatched`.
 	 */
 	it("a dead letter arriving while a delivered task backs off before its retry leaves it alone: it retries and succeeds", async () => {
-		const id = await createOnly({ id: newId(), type: "flaky", input: { fail_times: 1 } });
+		const id = await createOnly({ id: newId("rel"), type: "flaky", input: { fail_times: 1 } });
 		const stub = env.TASKS.getByName(id);
 		expect(await stub.dispatch()).toBe("scheduled");
-		await eventually(async () => ((await stored(id)).record?.attempts === 1 ? true : undefined), "attempt 1", 5000, 5);
+		await eventually(async () => ((await storedState(id)).record?.attempts === 1 ? true : undefined), "attempt 1", 5000, 5);
 		// Hold the retry back 3 s, as a longer backoff would (they reach 60 s), so the dead letter
 		// surely lands while the task is queued-and-delivered. (Attempt 1's own backoff is 0-1 s.)
 		// (Typed loosely: the object's private state is reached on purpose.)
@@ -221,7 +209,7 @@ describe("dead letters for tasks already delivered", () => {
 
 describe("timeouts", () => {
 	it("a hang with timeout_s 1 ends timed_out with code timeout, releases its waiter, and is not retried", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "hang", input: {}, timeout_s: 1 });
 		const socket = await openSocket(`/v1/tasks/${id}/ws?after=0`);
 		const waiter = await getTask(id, { wait: 20 });
@@ -242,7 +230,7 @@ describe("timeouts", () => {
 
 describe("duplicate delivery", () => {
 	it("concurrent and late dispatches run the task once and never overwrite its result", async () => {
-		const id = await createOnly({ id: newId(), type: "sleep", input: { ms: 300 } });
+		const id = await createOnly({ id: newId("rel"), type: "sleep", input: { ms: 300 } });
 		const stub = env.TASKS.getByName(id);
 
 		const outcomes = await Promise.all([stub.dispatch(), stub.dispatch(), stub.dispatch()]);
@@ -252,9 +240,9 @@ describe("duplicate delivery", () => {
 		const mid = await deliver("edgetask-tasks", [queueMessage({ id, reason: "submit" }), queueMessage({ id, reason: "recovery" })]);
 		expect(mid.explicitAcks).toHaveLength(2);
 
-		const done = await settled(id);
+		const done = await settled(id, 20);
 		expect(done).toMatchObject({ status: "succeeded", attempts: 1, output: { slept_ms: 300 } });
-		const before = await stored(id);
+		const before = await storedState(id);
 
 		expect(await Promise.all([stub.dispatch(), stub.dispatch()])).toEqual(["finished", "finished"]);
 		await deliver("edgetask-tasks", [queueMessage({ id, reason: "submit" }, 3)]);
@@ -266,7 +254,7 @@ describe("duplicate delivery", () => {
 		expect(after.body.finished_at).toBe(done.finished_at);
 		expect(after.body.started_at).toBe(done.started_at);
 		// Nothing was written at all: same record version, same event count.
-		const now = await stored(id);
+		const now = await storedState(id);
 		expect(now.record?.version).toBe(before.record?.version);
 		expect(now.record?.eventSeq).toBe(before.record?.eventSeq);
 	});
@@ -281,12 +269,12 @@ describe("duplicate delivery", () => {
  */
 describe("execution lost with the instance", () => {
 	it("runs a killed attempt again: attempts 2, succeeded, the loss recorded as a retrying event", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "flaky", input: { fail_times: 0, ms: 3000 } });
-		await taskWhere(id, (t) => t.status === "running", "the task to start");
+		await pollTask(id, (t) => t.status === "running", "the task to start");
 
 		await abortAllDurableObjects();
-		expect((await stored(id)).record).toMatchObject({ status: "running", attempts: 1 });
+		expect((await storedState(id)).record).toMatchObject({ status: "running", attempts: 1 });
 		await runDurableObjectAlarm(env.TASKS.getByName(id));
 
 		const done = await settled(id, 25);
@@ -300,10 +288,10 @@ describe("execution lost with the instance", () => {
 	}, 40_000);
 
 	it("fails with execution_lost when the killed attempt was the last one allowed", async () => {
-		const id = newId();
+		const id = newId("rel");
 		// Attempts 1 and 2 fail at once; attempt 3 sleeps long enough to be killed.
 		await submitTask({ id, type: "flaky", input: { fail_times: 2, ms: 5000 } });
-		await taskWhere(id, (t) => t.status === "running" && t.attempts === 3, "the third attempt to start", 15_000);
+		await pollTask(id, (t) => t.status === "running" && t.attempts === 3, "the third attempt to start", 15_000);
 
 		await abortAllDurableObjects();
 		await runDurableObjectAlarm(env.TASKS.getByName(id));
@@ -325,9 +313,9 @@ describe("waiters when the task's instance dies", () => {
 	 * marks such errors `retryable`), or answer 503 with Retry-After; same in POST /process.
 	 */
 	it("a long-poll parked on a task whose instance is killed is answered without a 5xx", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "flaky", input: { fail_times: 0, ms: 3000 } });
-		await taskWhere(id, (t) => t.status === "running", "the task to start");
+		await pollTask(id, (t) => t.status === "running", "the task to start");
 		const waiter = getTask(id, { wait: 20 });
 		await sleep(300); // parked in the object
 
@@ -342,14 +330,14 @@ describe("waiters when the task's instance dies", () => {
 
 describe("lost queue message", () => {
 	it("a task whose message was never sent is re-sent by its alarm after QUEUED_RECOVERY_S and succeeds", async () => {
-		const id = await createOnly({ id: newId(), type: "echo", input: { lost: true } });
+		const id = await createOnly({ id: newId("rel"), type: "echo", input: { lost: true } });
 		expect((await getTask(id)).body).toMatchObject({ status: "queued", attempts: 0 });
 
 		const done = await settled(id, 25);
 		expect(done).toMatchObject({ status: "succeeded", attempts: 1, output: { lost: true } });
 		// It started only after the recovery delay (2 s in the test bindings), through a re-send.
 		expect(done.metrics.queue_ms).toBeGreaterThanOrEqual(1500);
-		const { record } = await stored(id);
+		const { record } = await storedState(id);
 		expect(record?.recoveries).toBeGreaterThanOrEqual(1);
 		expect(record?.dispatched).toBe(true);
 	});
@@ -362,10 +350,10 @@ describe("load shedding", () => {
 		const ip = `rel-ip-${crypto.randomUUID()}`;
 		const headers = { "cf-connecting-ip": ip };
 		for (let i = 0; i < 3; i++) {
-			const { res, body } = await submitTask({ id: newId(), type: "echo", input: i }, { headers, env: tight });
+			const { res, body } = await submitTask({ id: newId("rel"), type: "echo", input: i }, { headers, env: tight });
 			expect(res.status, JSON.stringify(body)).toBeLessThan(300);
 		}
-		const refusedId = newId();
+		const refusedId = newId("rel");
 		const refused = await submitTask({ id: refusedId, type: "echo", input: 4 }, { headers, env: tight });
 		expect(refused.res.status).toBe(429);
 		expect(refused.res.headers.get("content-type")).toMatch(/application\/json/);
@@ -375,7 +363,7 @@ describe("load shedding", () => {
 		expect((await getTask(refusedId)).res.status).toBe(404);
 
 		// The seed endpoint spends the same budget, and answers in its own envelope.
-		const uuid = newId();
+		const uuid = newId("rel");
 		const seed = await call("/process", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ uuid, ms: 1 }) }, tight);
 		expect(seed.res.status).toBe(429);
 		expect(seed.res.headers.get("retry-after")).not.toBeNull();
@@ -383,17 +371,17 @@ describe("load shedding", () => {
 		expect((await getTask(uuid)).res.status).toBe(404);
 
 		// Another address has its own budget.
-		const other = await submitTask({ id: newId(), type: "echo", input: 5 }, { headers: { "cf-connecting-ip": `${ip}-other` }, env: tight });
+		const other = await submitTask({ id: newId("rel"), type: "echo", input: 5 }, { headers: { "cf-connecting-ip": `${ip}-other` }, env: tight });
 		expect(other.res.status).toBeLessThan(300);
 	});
 
 	it("one Authorization value is one client, whatever address it comes from", async () => {
 		const auth = `Bearer rel-${crypto.randomUUID()}`;
 		for (let i = 0; i < 3; i++) {
-			const { res } = await submitTask({ id: newId(), type: "echo", input: i }, { headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight });
+			const { res } = await submitTask({ id: newId("rel"), type: "echo", input: i }, { headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight });
 			expect(res.status).toBeLessThan(300);
 		}
-		const refusedId = newId();
+		const refusedId = newId("rel");
 		const refused = await submitTask({ id: refusedId, type: "echo" }, { headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight });
 		expect(refused.res.status).toBe(429);
 		expect(refused.res.headers.get("retry-after")).not.toBeNull();
@@ -401,9 +389,9 @@ describe("load shedding", () => {
 	});
 
 	it("with MAX_WAITING_REQUESTS 2, the third concurrent long-poll gets 429 with Retry-After; the other two get the result", async () => {
-		const id = newId();
+		const id = newId("rel");
 		await submitTask({ id, type: "sleep", input: { ms: 4000 } });
-		await taskWhere(id, (t) => t.status === "running", "the task to start");
+		await pollTask(id, (t) => t.status === "running", "the task to start");
 
 		const limits = { MAX_WAITING_REQUESTS: "2" };
 		const answers = await Promise.all([0, 1, 2].map(() => getTask(id, { wait: 20, env: limits })));
@@ -429,7 +417,7 @@ describe("load shedding", () => {
 
 describe("the queue consumer under bad batches", () => {
 	it("acks malformed messages and messages for unknown tasks, without creating anything", async () => {
-		const unknown = newId();
+		const unknown = newId("rel");
 		const result = await deliver("edgetask-tasks", [
 			queueMessage(null),
 			queueMessage("text"),

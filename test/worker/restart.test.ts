@@ -1,6 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { eventually, getTask, newId, settled, storedState, submitTask, taskStub } from "./helpers";
+import { eventually } from "../shared/waits";
+import { getTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+import { storedState, taskStub } from "./support/objects";
 
 /**
  * A task's run is held by its object's alarm. If the instance dies mid-run (crash, deploy,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { PROCESS_WAIT_S, taskEnvelope, type SeedEnvelope } from "../../src/seed";
-import { call, getTask, newId, settled, submitTask, type TaskView } from "./helpers";
+import { call, getTask, settled, submitTask, type TaskView } from "./support/api";
+import { newId } from "./support/ids";
 
 /** POST /process with a JSON body, as the seed template's clients send it. */
 function processCall(body: unknown) {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { newId, ORIGIN, settled, submitTask, warmUp } from "./helpers";
+import { ORIGIN, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
 
 beforeAll(warmUp);
 

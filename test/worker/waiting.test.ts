@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { errorOf, getTask, newId, settled, sleep, submitTask, warmUp } from "./helpers";
+import { sleep } from "../shared/waits";
+import { errorOf, getTask, settled, submitTask, warmUp } from "./support/api";
+import { newId } from "./support/ids";
 
 beforeAll(warmUp);
 

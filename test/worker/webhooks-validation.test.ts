@@ -4,7 +4,8 @@
  * and bad webhook_events are 400 invalid_request with the field's path. Nothing is stored.
  */
 import { describe, expect, it } from "vitest";
-import { errorOf, getTask, newId, submitTask } from "./helpers";
+import { errorOf, getTask, submitTask } from "./support/api";
+import { newId } from "./support/ids";
 
 async function expectRefused(body: Record<string, unknown>, code: string, path?: string) {
 	const id = newId();

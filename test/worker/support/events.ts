@@ -1,0 +1,55 @@
+/** Task events as the live channels (WebSocket, SSE) carry them, and checks on their order. */
+import { expect } from "vitest";
+import type { Task } from "../../../src/task";
+
+export type EventType = "snapshot" | "queued" | "running" | "progress" | "retrying" | "succeeded" | "failed" | "canceled" | "timed_out";
+export const TERMINAL_TYPES: readonly string[] = ["succeeded", "failed", "canceled", "timed_out"];
+
+/** A task event as the wire carries it. */
+export interface WireEvent {
+	task_id: string;
+	seq: number;
+	type: EventType;
+	at: string;
+	data: Partial<Task> & Record<string, unknown>;
+}
+
+export interface ErrorFrame {
+	type: "error";
+	error: { code: string; message: string; id?: string };
+}
+
+/** Fields a frame may carry besides the known ones; tests read them loosely. */
+type OtherFields = { [k: string]: any };
+
+/** Anything a socket may send: events, errors, pongs, acks. */
+export type Frame = (WireEvent & OtherFields) | (ErrorFrame & OtherFields) | ({ type: string } & OtherFields);
+
+export function isEvent(frame: Frame): frame is WireEvent {
+	return typeof (frame as WireEvent).seq === "number" && typeof (frame as WireEvent).task_id === "string";
+}
+
+export function isTerminalEvent(frame: Frame): boolean {
+	if (!isEvent(frame)) return false;
+	return TERMINAL_TYPES.includes(frame.type) || (frame.type === "snapshot" && TERMINAL_TYPES.includes(String(frame.data.status)));
+}
+
+/** Seqs strictly increase; returns them. */
+export function expectIncreasingSeqs(events: WireEvent[]): number[] {
+	const seqs = events.map((e) => e.seq);
+	for (let i = 1; i < seqs.length; i++) {
+		expect(seqs[i], `seq after ${seqs[i - 1]} in ${JSON.stringify(events.map((e) => [e.seq, e.type]))}`).toBeGreaterThan(seqs[i - 1]!);
+	}
+	return seqs;
+}
+
+/** Event types with consecutive progress events collapsed to one `progress*`, for order checks. */
+export function shape(events: WireEvent[]): string[] {
+	const out: string[] = [];
+	for (const e of events) {
+		const t = e.type === "progress" ? "progress*" : e.type;
+		if (t === "progress*" && out.at(-1) === "progress*") continue;
+		out.push(t);
+	}
+	return out;
+}

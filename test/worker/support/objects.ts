@@ -1,0 +1,44 @@
+/**
+ * The task's Durable Object reached directly, past the HTTP API: what it stored, and storing a
+ * task without its queue message so a test decides when, or whether, it is dispatched.
+ */
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { toSpec } from "../../../src/tasks";
+import type { Task, TaskRecord } from "../../../src/task";
+
+export function taskStub(id: string) {
+	return env.TASKS.getByName(id);
+}
+
+/** What the task's object has stored: its record (null if none), whether an alarm is set, and its tables. */
+export function storedState(id: string): Promise<{ record: TaskRecord | null; alarm: number | null; tables: string[] }> {
+	return runInDurableObject(taskStub(id), async (_instance, state) => {
+		const tables = state.storage.sql
+			.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+			.toArray()
+			.map((row) => row.name);
+		const rows = tables.includes("task")
+			? state.storage.sql.exec<{ record: string }>("SELECT record FROM task").toArray()
+			: [];
+		const record = rows[0] ? (JSON.parse(rows[0].record) as TaskRecord) : null;
+		return { record, alarm: await state.storage.getAlarm(), tables };
+	});
+}
+
+/**
+ * Stores a task in its object exactly as POST /v1/tasks would, but sends no queue message: it
+ * stays queued (until its recovery alarm re-sends the message, QUEUED_RECOVERY_S = 2 in the test
+ * bindings) or until the test calls `dispatch`.
+ */
+export async function createWithoutMessage(body: Record<string, unknown>): Promise<Task> {
+	const spec = await toSpec(env, body);
+	const { outcome, task } = await taskStub(spec.id).create(spec);
+	if (outcome !== "created") throw new Error(`create ${spec.id}: ${outcome}`);
+	return task as Task;
+}
+
+/** What the consumer does when the task's message arrives. */
+export function dispatch(id: string) {
+	return taskStub(id).dispatch();
+}
