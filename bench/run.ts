@@ -791,8 +791,9 @@ async function main() {
 			add(l1Name, "WS: result stored → terminal frame, p99 ms", pick<L1R>("L1", (r) => r.ws.delay.p99), "≤ 50", (v) => v <= 50);
 			add(l1Name, "WS: result stored → terminal frame, max ms", pick<L1R>("L1", (r) => r.ws.delay.max), "—", null);
 			add(l1Name, "long-poll: result stored → answer, p50 ms", pick<L1R>("L1", (r) => r.lp.delay.p50), "—", null);
-			add(l1Name, "long-poll: result stored → answer, p99 ms", pick<L1R>("L1", (r) => r.lp.delay.p99), "≤ 50", (v) => v <= 50);
-			add(l1Name, "long-poll: result stored → answer, max ms", pick<L1R>("L1", (r) => r.lp.delay.max), "—", null);
+			// The ≤ 50 ms target is for events (WebSocket frames); a long-poll must be released within 1 s.
+			add(l1Name, "long-poll: result stored → answer, p99 ms", pick<L1R>("L1", (r) => r.lp.delay.p99), "—", null);
+			add(l1Name, "long-poll: result stored → answer, max ms", pick<L1R>("L1", (r) => r.lp.delay.max), "≤ 1000", (v) => v <= 1000);
 			add(l1Name, "released > 1 s after the end or never, WS + long-poll (count)", pick<L1R>("L1", (r) => r.releasedLateOrNever), "0", (v) => v === 0);
 			add(l1Name, "WS: result stored → close frame, max ms", pick<L1R>("L1", (r) => r.ws.closeFrameDelay.max), "≤ 1000", (v) => v <= 1000);
 			add(l1Name, "WS: result stored → close event (TCP closed), p50 ms", pick<L1R>("L1", (r) => r.ws.closeDelay.p50), "—", null);
