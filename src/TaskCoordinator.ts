@@ -5,12 +5,10 @@ import { Fanout, MAX_FOLLOWERS } from "./fanout";
 import { findProcessor, PermanentError, type Processor } from "./processors";
 import { statsShardFor } from "./StatsShard";
 import { isTerminal, toTask, type Task, type TaskError, type TaskMessage, type TaskRecord, type TaskSpec, type TaskStatus } from "./task";
-import { deliver, filterFor, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./webhooks";
+import { WebhookOutbox } from "./WebhookOutbox";
 
 /** Longest gap between re-sends of a message presumed lost. */
 const MAX_RECOVERY_GAP_MS = 3_600_000;
-/** Webhook attempts kept on the task for inspection. */
-const WEBHOOK_LOG_LIMIT = 50;
 /**
  * An attempt still running this long after it started is adopted by the alarm handler; quick
  * ones never cost an alarm. Until then the alarm set at submit covers a lost attempt.
@@ -81,15 +79,23 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Progress coalescing: when the last progress event went out, and the pending flush. */
 	private lastProgressAt = 0;
 	private progressTimer = 0;
-	/** Webhook events whose delivery is under way in this instance. */
-	private readonly delivering = new Set<number>();
-	/** Wakes `adoptAttempt` when a webhook retry gets a new due time. */
-	private outboxChanged: (() => void) | null = null;
+	private readonly webhooks: WebhookOutbox;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.cfg = settings(env);
 		this.fanout = new Fanout(ctx, env);
+		this.webhooks = new WebhookOutbox({
+			record: () => this.record,
+			event: (seq) => {
+				const row = this.sql.exec<{ event: string }>("SELECT event FROM events WHERE seq = ?", seq).toArray()[0];
+				return row ? (JSON.parse(row.event) as TaskEvent) : null;
+			},
+			secret: () => this.env.WEBHOOK_SECRET,
+			retryBaseS: this.cfg.webhookRetryBaseS,
+			persist: () => this.persist(),
+			schedule: () => this.schedule(),
+		});
 		this.record = this.load();
 		// `{"type":"ping"}` is answered by the runtime without waking a hibernated object.
 		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
@@ -280,7 +286,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const r = this.record;
 		if (!r) return;
 		const now = Date.now();
-		await this.deliverDueWebhooks(now);
+		await this.webhooks.deliverDue(now);
 		if (isTerminal(r.status)) {
 			if (!this.terminalReported) await this.reportTerminal();
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
@@ -338,23 +344,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.adopted = false;
 		});
 		while (!done) {
-			const next = Math.min(...(this.record?.webhookOutbox.map((w) => w.nextAt) ?? []));
-			if (!Number.isFinite(next)) {
-				await attempt;
-				break;
-			}
-			let timer = 0;
-			const due = new Promise<void>((resolve) => {
-				timer = setTimeout(resolve, Math.max(0, next - Date.now()));
-				this.outboxChanged = resolve;
-			});
-			try {
-				await Promise.race([attempt, due]);
-			} finally {
-				clearTimeout(timer);
-				this.outboxChanged = null;
-			}
-			if (!done) await this.deliverDueWebhooks(Date.now());
+			if (!(await this.webhooks.untilDue(attempt))) break;
+			if (!done) await this.webhooks.deliverDue(Date.now());
 		}
 	}
 
@@ -553,9 +544,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			// Only the latest progress is worth replaying to a subscriber that resumes.
 			if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
 			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
-			const filter = filterFor(type);
-			wantsWebhook = r.webhook !== null && filter !== null && r.webhookEvents.includes(filter);
-			if (wantsWebhook) r.webhookOutbox.push({ seq: event.seq, attempts: 0, nextAt: Date.now() });
+			wantsWebhook = this.webhooks.add(r, event);
 		}
 		this.persist();
 		this.reportStatus(r.id, r.version, r.status);
@@ -566,7 +555,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.sql.exec("DELETE FROM followers");
 			followers.clear();
 		}
-		if (wantsWebhook) this.ctx.waitUntil(this.deliverWebhook(event.seq));
+		if (wantsWebhook) this.ctx.waitUntil(this.webhooks.deliver(event.seq));
 	}
 
 	/** `commit`, then point the alarm at the next deadline. */
@@ -578,52 +567,6 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private followers(): Set<string> {
 		this.followerCache ??= new Set(this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub));
 		return this.followerCache;
-	}
-
-	private async deliverDueWebhooks(now: number): Promise<void> {
-		const r = this.record;
-		if (!r) return;
-		const due = r.webhookOutbox.filter((w) => w.nextAt <= now && !this.delivering.has(w.seq));
-		await Promise.all(due.map((w) => this.deliverWebhook(w.seq)));
-	}
-
-	/**
-	 * One delivery attempt of the webhook for event `seq`. The outcome is recorded on the task;
-	 * a failure is retried later by the alarm with exponential backoff, so a receiver that is
-	 * down never delays the task, its waiters or any other task.
-	 */
-	private async deliverWebhook(seq: number): Promise<void> {
-		const r = this.record;
-		const pending = r?.webhookOutbox.find((w) => w.seq === seq);
-		if (!r || !r.webhook || !pending || this.delivering.has(seq)) return;
-		const row = this.sql.exec<{ event: string }>("SELECT event FROM events WHERE seq = ?", seq).toArray()[0];
-		const secret = this.env.WEBHOOK_SECRET;
-		if (!row || !secret) {
-			r.webhookOutbox = r.webhookOutbox.filter((w) => w.seq !== seq);
-			this.persist();
-			return;
-		}
-		const event = JSON.parse(row.event) as TaskEvent;
-		this.delivering.add(seq);
-		// Until this attempt reports back, the alarm treats it as pending (in case we are evicted).
-		pending.attempts += 1;
-		pending.nextAt = Date.now() + 15_000;
-		this.persist();
-		await this.schedule();
-		const outcome = await deliver(r.webhook, secret, event, { type: `task.${event.type}`, timestamp: event.at, data: event });
-		this.delivering.delete(seq);
-		if (this.record !== r) return;
-		r.webhookLog.push({ seq, event: event.type, attempt: pending.attempts, at: new Date().toISOString(), ...outcome });
-		if (r.webhookLog.length > WEBHOOK_LOG_LIMIT) r.webhookLog.splice(0, r.webhookLog.length - WEBHOOK_LOG_LIMIT);
-		if (outcome.ok || pending.attempts >= WEBHOOK_MAX_ATTEMPTS) {
-			r.webhookOutbox = r.webhookOutbox.filter((w) => w.seq !== seq);
-			if (!outcome.ok) console.error(`task ${r.id}: webhook for event ${seq} abandoned after ${pending.attempts} attempts`);
-		} else {
-			pending.nextAt = Date.now() + webhookBackoffMs(pending.attempts, this.cfg.webhookRetryBaseS);
-		}
-		this.persist();
-		this.outboxChanged?.();
-		await this.schedule();
 	}
 
 	// ---- persistence ----
@@ -664,7 +607,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 					: r.dispatched
 						? r.runAfter
 						: r.recoverAt;
-		for (const w of r.webhookOutbox) at = Math.min(at, w.nextAt);
+		at = Math.min(at, this.webhooks.nextAt(r));
 		if (at === Infinity) return;
 		at = Math.max(at, now);
 		// An alarm already due stays due: setting it again would only cost a storage write.
