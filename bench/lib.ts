@@ -91,7 +91,15 @@ export async function timedPost(url: string, body: string, headers: Record<strin
 		} catch {
 			/* not JSON: left null, the caller's check fails it */
 		}
-		return { ok: res.ok, status: res.status, elapsedMs, sentEpoch, recvEpoch: sentEpoch + elapsedMs, json, error: res.ok ? undefined : text.slice(0, 200) };
+		return {
+			ok: res.ok,
+			status: res.status,
+			elapsedMs,
+			sentEpoch,
+			recvEpoch: sentEpoch + elapsedMs,
+			json,
+			error: res.ok ? undefined : text.slice(0, 200),
+		};
 	} catch (e) {
 		const elapsedMs = performance.now() - t0;
 		return { ok: false, status: 0, elapsedMs, sentEpoch, recvEpoch: sentEpoch + elapsedMs, json: null, error: String(e) };
@@ -222,7 +230,12 @@ export interface ProcSample {
 
 /** RSS and CPU time of every process under `root` (the wrangler child), with roles. */
 export function sampleTree(root: number, publicPort: number): ProcSample[] {
-	return processTree(root).map((st) => ({ pid: st.pid, role: roleOf(st.pid, st.comm, publicPort), rssKb: rssKb(st.pid), cpuTicks: st.cpuTicks }));
+	return processTree(root).map((st) => ({
+		pid: st.pid,
+		role: roleOf(st.pid, st.comm, publicPort),
+		rssKb: rssKb(st.pid),
+		cpuTicks: st.cpuTicks,
+	}));
 }
 
 export const workerdRssKb = (samples: ProcSample[]) => samples.filter((s) => s.role.startsWith("workerd")).reduce((a, s) => a + s.rssKb, 0);

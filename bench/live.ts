@@ -272,15 +272,23 @@ export async function runL1(o: L1Options) {
 	};
 
 	const submitOne = async (i: number): Promise<void> => {
-		const tr: TaskTrack = { ms: 0, ws: { frames: 0, lateSubscription: false, closedByClient: false }, lp: { polls: 0 }, done: Promise.resolve() };
+		const tr: TaskTrack = {
+			ms: 0,
+			ws: { frames: 0, lateSubscription: false, closedByClient: false },
+			lp: { polls: 0 },
+			done: Promise.resolve(),
+		};
 		tracks[i] = tr;
 		for (let attempt = 0; attempt < 20; attempt++) {
 			const now = Date.now();
 			tr.ms =
-				o.mode === "hold"
-					? Math.max(1000, Math.round(windowStart + spread[i]! * o.windowMs - now))
-					: 1000 + Math.floor(spread[i]! * 2001);
-			const t = await timedPost(`${o.base}/v1/tasks`, JSON.stringify({ type: "sleep", input: { ms: tr.ms } }), { authorization: `Bearer ${o.apiKey}` }, 30_000);
+				o.mode === "hold" ? Math.max(1000, Math.round(windowStart + spread[i]! * o.windowMs - now)) : 1000 + Math.floor(spread[i]! * 2001);
+			const t = await timedPost(
+				`${o.base}/v1/tasks`,
+				JSON.stringify({ type: "sleep", input: { ms: tr.ms } }),
+				{ authorization: `Bearer ${o.apiKey}` },
+				30_000,
+			);
 			if (t.status === 429 && Date.now() < t0 + o.submitDeadlineMs) {
 				await sleep(250 + attempt * 250);
 				continue;
@@ -310,14 +318,18 @@ export async function runL1(o: L1Options) {
 	const { issued, timedOut } = await runPool(o.n, o.submitConcurrency, o.submitDeadlineMs, submitOne, (done) => {
 		if (Date.now() - lastLog > 5000) {
 			lastLog = Date.now();
-			o.log(`    L1: ${done}/${o.n} submitted, ${wsOpen} sockets open, ${lpWaiting} long-polls waiting, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+			o.log(
+				`    L1: ${done}/${o.n} submitted, ${wsOpen} sockets open, ${lpWaiting} long-polls waiting, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+			);
 		}
 	});
 	const submitWallMs = Date.now() - t0;
 	const submitted = tracks.filter((t) => t?.id).length;
 	o.log(
 		`    L1: submission done in ${(submitWallMs / 1000).toFixed(1)} s (${submitted}/${o.n} ok, ${(submitted / (submitWallMs / 1000)).toFixed(1)}/s); ${wsOpen} sockets open, ${lpWaiting} long-polls waiting` +
-			(o.mode === "hold" ? `; window ${((windowStart - Date.now()) / 1000).toFixed(1)} s from now, ${(o.windowMs / 1000).toFixed(1)} s long` : ""),
+			(o.mode === "hold"
+				? `; window ${((windowStart - Date.now()) / 1000).toFixed(1)} s from now, ${(o.windowMs / 1000).toFixed(1)} s long`
+				: ""),
 	);
 	const heldAtWindow = { ws: 0, lp: 0, sampled: false };
 	let windowTimer: ReturnType<typeof setTimeout> | undefined;
@@ -336,7 +348,9 @@ export async function runL1(o: L1Options) {
 	let progress: ReturnType<typeof setInterval> | undefined = setInterval(() => {
 		const got = tracks.filter((t) => t?.ws.terminalAt !== undefined).length;
 		const lps = tracks.filter((t) => t?.lp.recvAt !== undefined).length;
-		o.log(`    L1: ${got}/${submitted} terminal frames, ${lps}/${submitted} long-polls answered; ${wsOpen} sockets open, ${lpWaiting} long-polls waiting`);
+		o.log(
+			`    L1: ${got}/${submitted} terminal frames, ${lps}/${submitted} long-polls answered; ${wsOpen} sockets open, ${lpWaiting} long-polls waiting`,
+		);
 	}, 10_000);
 	const settled = await Promise.race([all.then(() => true), sleep(Math.max(0, hardDeadline - Date.now())).then(() => false)]);
 	clearInterval(progress);
@@ -428,7 +442,12 @@ export async function runL1(o: L1Options) {
 			errors: examples(ok.map((t) => t.lp.error)),
 		},
 		/** Both deliveries of every task, plus tasks never submitted, released > 1 s late or never. */
-		releasedLateOrNever: notSubmitted + wsDelay.filter((d) => d > RELEASE_BOUND_MS).length + wsNever + lpDelay.filter((d) => d > RELEASE_BOUND_MS).length + lpNever,
+		releasedLateOrNever:
+			notSubmitted +
+			wsDelay.filter((d) => d > RELEASE_BOUND_MS).length +
+			wsNever +
+			lpDelay.filter((d) => d > RELEASE_BOUND_MS).length +
+			lpNever,
 		notSubmitted,
 		leftOpen,
 		clientLoopDelayMs: { p50: ns(loop.percentile(50)), p99: ns(loop.percentile(99)), max: ns(loop.max) },

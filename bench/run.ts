@@ -91,7 +91,21 @@ const WORKLOADS = ["W3", "c1", "W1", "W2", "L1"];
 const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
 
 function parseArgs(argv: string[]): Options {
-	const o: Options = { quick: false, json: null, soak: 0, targets: [...MAIN_TARGETS], diag: true, seed: 42, live: false, soakOnly: false, soakFloor: false, code: null, edgeVars: {}, workloads: [...WORKLOADS], l1: { n: null, stream: false, holdMs: null, windowMs: null, conc: 25 } };
+	const o: Options = {
+		quick: false,
+		json: null,
+		soak: 0,
+		targets: [...MAIN_TARGETS],
+		diag: true,
+		seed: 42,
+		live: false,
+		soakOnly: false,
+		soakFloor: false,
+		code: null,
+		edgeVars: {},
+		workloads: [...WORKLOADS],
+		l1: { n: null, stream: false, holdMs: null, windowMs: null, conc: 25 },
+	};
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i]!;
 		const value = () => {
@@ -109,10 +123,11 @@ function parseArgs(argv: string[]): Options {
 		else if (a === "--soak-floor") o.soakFloor = true;
 		else if (a === "--code") o.code = value();
 		else if (a === "--workloads") {
-			o.workloads = value().split(",").map((w) => w.trim());
+			o.workloads = value()
+				.split(",")
+				.map((w) => w.trim());
 			for (const w of o.workloads) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w} (${WORKLOADS.join(", ")})`);
-		}
-		else if (a === "--l1-n") o.l1.n = Math.max(1, Math.floor(Number(value())) || 1);
+		} else if (a === "--l1-n") o.l1.n = Math.max(1, Math.floor(Number(value())) || 1);
 		else if (a === "--l1-stream") o.l1.stream = true;
 		else if (a === "--l1-hold-ms") o.l1.holdMs = Math.max(0, Number(value()) || 0);
 		else if (a === "--l1-window-ms") o.l1.windowMs = Math.max(1, Number(value()) || 1);
@@ -121,13 +136,16 @@ function parseArgs(argv: string[]): Options {
 			const [name, ...rest] = value().split("=");
 			if (!name || rest.length === 0) throw new Error("--edge-var needs NAME=VALUE");
 			o.edgeVars[name] = rest.join("=");
-		}
-		else if (a === "--targets") {
-			const list = value().split(",").map((s) => s.trim()) as TargetKey[];
+		} else if (a === "--targets") {
+			const list = value()
+				.split(",")
+				.map((s) => s.trim()) as TargetKey[];
 			for (const t of list) if (!MAIN_TARGETS.includes(t)) throw new Error(`unknown target ${t} (edgetask, floorA, floorB)`);
 			o.targets = list;
 		} else if (a === "--help" || a === "-h") {
-			console.log("npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]");
+			console.log(
+				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
+			);
 			process.exit(0);
 		} else throw new Error(`unknown option ${a}`);
 	}
@@ -310,13 +328,24 @@ function snapshotProject(dir: string, live: boolean, codeDir: string): Snapshot 
 	cpSync(join(here, "floor"), join(dir, "bench-floor"), { recursive: true, filter: (f) => !f.includes(".wrangler") });
 	if (!live) {
 		cpSync(join(codeDir, "src"), join(dir, "src"), { recursive: true });
-		for (const f of ["wrangler.toml", "tsconfig.json", "package.json"]) if (existsSync(join(codeDir, f))) cpSync(join(codeDir, f), join(dir, f));
+		for (const f of ["wrangler.toml", "tsconfig.json", "package.json"])
+			if (existsSync(join(codeDir, f))) cpSync(join(codeDir, f), join(dir, f));
 	}
 	const from = live ? codeDir : dir;
 	const h = createHash("sha256");
-	for (const f of listFiles(join(from, "src"))) h.update(f).update("\0").update(readFileSync(join(from, "src", f))).update("\0");
+	for (const f of listFiles(join(from, "src")))
+		h.update(f)
+			.update("\0")
+			.update(readFileSync(join(from, "src", f)))
+			.update("\0");
 	h.update(readFileSync(join(from, "wrangler.toml")));
-	return { config: join(from, "wrangler.toml"), floorConfig: join(dir, "bench-floor", "wrangler.toml"), digest: h.digest("hex").slice(0, 12), commit, dirty };
+	return {
+		config: join(from, "wrangler.toml"),
+		floorConfig: join(dir, "bench-floor", "wrangler.toml"),
+		digest: h.digest("hex").slice(0, 12),
+		commit,
+		dirty,
+	};
 }
 
 /** How many times wrangler reloaded the worker since it became ready (each drops requests in flight). */
@@ -393,7 +422,14 @@ async function runW3Round(t: Target) {
 	const [l, s] = await Promise.all([long, short]);
 	return {
 		long: { elapsed: l.elapsed, backAt: l.elapsed, ok: l.ok, error: l.error, breakdown: l.breakdown },
-		short: { submittedAt: shortOffset, elapsed: s.elapsed, backAt: shortOffset + s.elapsed, ok: s.ok, error: s.error, breakdown: s.breakdown },
+		short: {
+			submittedAt: shortOffset,
+			elapsed: s.elapsed,
+			backAt: shortOffset + s.elapsed,
+			ok: s.ok,
+			error: s.error,
+			breakdown: s.breakdown,
+		},
 		shortFirst: shortOffset + s.elapsed < l.elapsed,
 	};
 }
@@ -462,8 +498,18 @@ async function runC1(t: Target, nZero: number, nHundred: number) {
 	const okZ = zero.filter((s) => s.ok);
 	const okH = hundred.filter((s) => s.ok);
 	return {
-		zero: { n: zero.length, overhead: summarize(okZ.map((s) => s.overhead)), errors: errorsOf(zero, nZero), breakdown: breakdownSummary(okZ) },
-		hundred: { n: hundred.length, overhead: summarize(okH.map((s) => s.overhead)), errors: errorsOf(hundred, nHundred), breakdown: breakdownSummary(okH) },
+		zero: {
+			n: zero.length,
+			overhead: summarize(okZ.map((s) => s.overhead)),
+			errors: errorsOf(zero, nZero),
+			breakdown: breakdownSummary(okZ),
+		},
+		hundred: {
+			n: hundred.length,
+			overhead: summarize(okH.map((s) => s.overhead)),
+			errors: errorsOf(hundred, nHundred),
+			breakdown: breakdownSummary(okH),
+		},
 	};
 }
 
@@ -484,15 +530,21 @@ async function runSoak(t: Target, n: number) {
 	let lastLog = performance.now();
 	// Bounded: stop issuing after 2 min + 50 ms per task, whichever the run reaches first.
 	const deadlineMs = 120_000 + n * 50;
-	const { results, issued, timedOut } = await runPool(n, SOAK_CONC, deadlineMs, () => call(t, 0), (done) => {
-		if (done % every === 0 || done === Math.floor(n / 2)) {
-			if (!samples.some((s) => s.completed === done)) take(done);
-		}
-		if (performance.now() - lastLog > 10_000) {
-			lastLog = performance.now();
-			console.log(`  soak: ${done}/${n} done, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-		}
-	});
+	const { results, issued, timedOut } = await runPool(
+		n,
+		SOAK_CONC,
+		deadlineMs,
+		() => call(t, 0),
+		(done) => {
+			if (done % every === 0 || done === Math.floor(n / 2)) {
+				if (!samples.some((s) => s.completed === done)) take(done);
+			}
+			if (performance.now() - lastLog > 10_000) {
+				lastLog = performance.now();
+				console.log(`  soak: ${done}/${n} done, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+			}
+		},
+	);
 	const wallMs = performance.now() - t0;
 	if (!samples.some((s) => s.completed === results.length)) take(results.length);
 	await sleep(5000);
@@ -502,14 +554,20 @@ async function runSoak(t: Target, n: number) {
 	let healthOk = false;
 	let health: unknown = null;
 	try {
-		const res = await fetch(`${t.server.url}/health`, { headers: { authorization: `Bearer ${API_KEY}` }, signal: AbortSignal.timeout(10_000) });
+		const res = await fetch(`${t.server.url}/health`, {
+			headers: { authorization: `Bearer ${API_KEY}` },
+			signal: AbortSignal.timeout(10_000),
+		});
 		healthOk = res.ok;
 		health = await res.json();
 	} catch (e) {
 		health = String(e);
 	}
 	const ok = results.filter((r) => r.ok);
-	const mid = samples.reduce((best, s) => (s.completed >= 0 && Math.abs(s.completed - n / 2) < Math.abs(best.completed - n / 2) ? s : best), samples[0]!);
+	const mid = samples.reduce(
+		(best, s) => (s.completed >= 0 && Math.abs(s.completed - n / 2) < Math.abs(best.completed - n / 2) ? s : best),
+		samples[0]!,
+	);
 	const endRun = samples[samples.length - 2]!;
 	return {
 		n,
@@ -523,7 +581,12 @@ async function runSoak(t: Target, n: number) {
 		alive,
 		healthOk,
 		health,
-		rss: { startKb: samples[0]!.workerdRssKb, midKb: mid.workerdRssKb, endKb: endRun.workerdRssKb, idleAfter5sKb: samples[samples.length - 1]!.workerdRssKb },
+		rss: {
+			startKb: samples[0]!.workerdRssKb,
+			midKb: mid.workerdRssKb,
+			endKb: endRun.workerdRssKb,
+			idleAfter5sKb: samples[samples.length - 1]!.workerdRssKb,
+		},
 		samples,
 	};
 }
@@ -592,7 +655,9 @@ function markdownTable(rows: Row[], digitsOf: (r: Row) => number): string {
 async function main() {
 	const started = new Date();
 	const loadStart = loadavg();
-	console.log(`edgetask bench ${opts.quick ? "(quick) " : ""}— node ${process.version}, ${cpus().length} cores, load avg ${loadStart.map((x) => x.toFixed(2)).join(" ")}`);
+	console.log(
+		`edgetask bench ${opts.quick ? "(quick) " : ""}— node ${process.version}, ${cpus().length} cores, load avg ${loadStart.map((x) => x.toFixed(2)).join(" ")}`,
+	);
 	const stateDir = mkdtempSync(join(tmpdir(), "edgetask-bench-"));
 	const servers: DevServer[] = [];
 	let stopping = false;
@@ -625,10 +690,20 @@ async function main() {
 		const wantFloor = opts.targets.some((t) => t !== "edgetask") || opts.diag || (opts.soak > 0 && opts.soakFloor);
 		const codeDir = opts.code ? resolve(opts.code) : root;
 		const snap = snapshotProject(join(stateDir, "code"), opts.live, codeDir);
-		if (wantEdge) console.log(`edgetask code: ${opts.live ? "working tree (--live)" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}`);
+		if (wantEdge)
+			console.log(
+				`edgetask code: ${opts.live ? "working tree (--live)" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}`,
+			);
 		const t0 = performance.now();
 		const [edge, floor] = await Promise.all([
-			wantEdge ? startDevServer({ config: snap.config, persistTo: join(stateDir, "edgetask"), vars: { API_KEYS: API_KEY, ...opts.edgeVars }, readyTimeoutMs: 120_000 }) : Promise.resolve(null),
+			wantEdge
+				? startDevServer({
+						config: snap.config,
+						persistTo: join(stateDir, "edgetask"),
+						vars: { API_KEYS: API_KEY, ...opts.edgeVars },
+						readyTimeoutMs: 120_000,
+					})
+				: Promise.resolve(null),
 			wantFloor ? startDevServer({ config: snap.floorConfig, persistTo: join(stateDir, "floor") }) : Promise.resolve(null),
 		]);
 		if (edge) servers.push(edge);
@@ -663,7 +738,9 @@ async function main() {
 				}
 				(results[name] ??= {})[t.key] = r;
 				const load = interference[`${name}/${t.key}`]!;
-				console.log(`  ${name.padEnd(4)} ${t.label.padEnd(34)} ${describe(r as never)}  [other load ${load.foreignCores.toFixed(2)} cores]`);
+				console.log(
+					`  ${name.padEnd(4)} ${t.label.padEnd(34)} ${describe(r as never)}  [other load ${load.foreignCores.toFixed(2)} cores]`,
+				);
 				await settle();
 			}
 		};
@@ -672,21 +749,37 @@ async function main() {
 		if (targets.length) {
 			const want = (w: string) => opts.workloads.includes(w);
 			if (want("W3")) console.log(`W3: 5 s task, 1 s task 100 ms later (${COUNTS.w3Rounds} round${COUNTS.w3Rounds > 1 ? "s" : ""})`);
-			if (want("W3")) await each("W3", (t) => runW3(t, COUNTS.w3Rounds), (r: Awaited<ReturnType<typeof runW3>>) =>
-				`long back after ${r.rounds.map((x) => fmt(x.long.elapsed)).join(", ")} ms; short back ${r.rounds.map((x) => fmt(x.short.elapsed)).join(", ")} ms after its submit${r.errors.length ? ` ERR ${r.errors.join("; ")}` : ""}`,
-			);
+			if (want("W3"))
+				await each(
+					"W3",
+					(t) => runW3(t, COUNTS.w3Rounds),
+					(r: Awaited<ReturnType<typeof runW3>>) =>
+						`long back after ${r.rounds.map((x) => fmt(x.long.elapsed)).join(", ")} ms; short back ${r.rounds.map((x) => fmt(x.short.elapsed)).join(", ")} ms after its submit${r.errors.length ? ` ERR ${r.errors.join("; ")}` : ""}`,
+				);
 			if (want("c1")) console.log(`c1: sequential ${COUNTS.c1Zero} × sleep 0, ${COUNTS.c1Hundred} × sleep 100`);
-			if (want("c1")) await each("c1", (t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred), (r: Awaited<ReturnType<typeof runC1>>) =>
-				`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}; errors ${r.zero.errors.count + r.hundred.errors.count}`,
-			);
+			if (want("c1"))
+				await each(
+					"c1",
+					(t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred),
+					(r: Awaited<ReturnType<typeof runC1>>) =>
+						`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}; errors ${r.zero.errors.count + r.hundred.errors.count}`,
+				);
 			if (want("W1")) console.log(`W1: ${COUNTS.w1} concurrent tasks of 100–3000 ms`);
-			if (want("W1")) await each("W1", (t) => runW1(t, COUNTS.w1, opts.seed), (r: Awaited<ReturnType<typeof runW1>>) =>
-				`overhead ${s(r.overhead)}; late>${LATE_MS} ${r.late}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
-			);
+			if (want("W1"))
+				await each(
+					"W1",
+					(t) => runW1(t, COUNTS.w1, opts.seed),
+					(r: Awaited<ReturnType<typeof runW1>>) =>
+						`overhead ${s(r.overhead)}; late>${LATE_MS} ${r.late}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+				);
 			if (want("W2")) console.log(`W2: ${COUNTS.w2} × sleep 0 at concurrency ${COUNTS.w2Conc}`);
-			if (want("W2")) await each("W2", (t) => runW2(t, COUNTS.w2, COUNTS.w2Conc, opts.quick ? 60_000 : 300_000), (r: Awaited<ReturnType<typeof runW2>>) =>
-				`${fmt(r.tasksPerS)} tasks/s; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
-			);
+			if (want("W2"))
+				await each(
+					"W2",
+					(t) => runW2(t, COUNTS.w2, COUNTS.w2Conc, opts.quick ? 60_000 : 300_000),
+					(r: Awaited<ReturnType<typeof runW2>>) =>
+						`${fmt(r.tasksPerS)} tasks/s; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+				);
 			if (want("L1") && all.edgetask && targets.includes(all.edgetask)) {
 				const d = l1Defaults(COUNTS.l1);
 				const l1Mode = opts.l1.stream ? "stream" : "hold";
@@ -694,22 +787,30 @@ async function main() {
 				const windowMs = opts.l1.windowMs ?? d.windowMs;
 				console.log(
 					`L1: ${COUNTS.l1} tasks × (1 WebSocket + 1 long-poll), ` +
-						(l1Mode === "hold" ? `ends spread over ${fmt(windowMs / 1000)} s from ${fmt(holdMs / 1000)} s after the first submission` : "sleep 1000–3000 ms from each submission") +
+						(l1Mode === "hold"
+							? `ends spread over ${fmt(windowMs / 1000)} s from ${fmt(holdMs / 1000)} s after the first submission`
+							: "sleep 1000–3000 ms from each submission") +
 						`, submissions at concurrency ${opts.l1.conc} (edgetask only)`,
 				);
 				const edge = all.edgetask;
-				await each("L1", (t) => runL1({
-					base: t.server.url,
-					apiKey: API_KEY,
-					n: COUNTS.l1,
-					seed: opts.seed,
-					submitConcurrency: opts.l1.conc,
-					mode: l1Mode,
-					holdMs,
-					windowMs,
-					submitDeadlineMs: 60_000 + COUNTS.l1 * 100,
-					log: (line) => console.log(line),
-				}), (r: L1Result) => describeL1(r).join("\n         "), [edge]);
+				await each(
+					"L1",
+					(t) =>
+						runL1({
+							base: t.server.url,
+							apiKey: API_KEY,
+							n: COUNTS.l1,
+							seed: opts.seed,
+							submitConcurrency: opts.l1.conc,
+							mode: l1Mode,
+							holdMs,
+							windowMs,
+							submitDeadlineMs: 60_000 + COUNTS.l1 * 100,
+							log: (line) => console.log(line),
+						}),
+					(r: L1Result) => describeL1(r).join("\n         "),
+					[edge],
+				);
 			}
 		}
 
@@ -717,19 +818,32 @@ async function main() {
 		const diag: Record<string, unknown> = {};
 		if (opts.diag && floor && all.floorStore) {
 			console.log("diagnostics: floor (b+sql), proxy hop");
-			await each("c1", (t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred), (r: Awaited<ReturnType<typeof runC1>>) =>
-				`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}`, [all.floorStore]);
-			await each("W2", (t) => runW2(t, COUNTS.diagW2, COUNTS.w2Conc, 120_000), (r: Awaited<ReturnType<typeof runW2>>) =>
-				`${fmt(r.tasksPerS)} tasks/s (n=${COUNTS.diagW2}); overhead ${s(r.overhead)}; errors ${r.errors.count}`, [all.floorStore]);
+			await each(
+				"c1",
+				(t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred),
+				(r: Awaited<ReturnType<typeof runC1>>) => `sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}`,
+				[all.floorStore],
+			);
+			await each(
+				"W2",
+				(t) => runW2(t, COUNTS.diagW2, COUNTS.w2Conc, 120_000),
+				(r: Awaited<ReturnType<typeof runW2>>) =>
+					`${fmt(r.tasksPerS)} tasks/s (n=${COUNTS.diagW2}); overhead ${s(r.overhead)}; errors ${r.errors.count}`,
+				[all.floorStore],
+			);
 			diag.hop = await runHop(floor, COUNTS.hop);
 			const h = diag.hop as Awaited<ReturnType<typeof runHop>>;
 			if ("error" in h) console.log(`  hop: ${h.error}`);
-			else console.log(`  hop: floor (a) sleep 0 via wrangler proxy p50 ${fmt(h.viaProxy.p50, 2)} ms, direct to runtime p50 ${fmt(h.direct.p50, 2)} ms → proxy hop ≈ ${fmt(h.proxyHopP50, 2)} ms`);
+			else
+				console.log(
+					`  hop: floor (a) sleep 0 via wrangler proxy p50 ${fmt(h.viaProxy.p50, 2)} ms, direct to runtime p50 ${fmt(h.direct.p50, 2)} ms → proxy hop ≈ ${fmt(h.proxyHopP50, 2)} ms`,
+				);
 		}
 
 		type SoakR = Awaited<ReturnType<typeof runSoak>>;
 		const soaks: Partial<Record<TargetKey, SoakR>> = {};
-		const soakTargets = opts.soak > 0 ? [all.edgetask, opts.soakFloor ? all.floorB : undefined].filter((t): t is Target => t !== undefined) : [];
+		const soakTargets =
+			opts.soak > 0 ? [all.edgetask, opts.soakFloor ? all.floorB : undefined].filter((t): t is Target => t !== undefined) : [];
 		for (const t of soakTargets) {
 			console.log(`soak: ${opts.soak} × sleep 0 at concurrency ${SOAK_CONC} (${t.label})`);
 			if (!targets.includes(t)) await warmup(t);
@@ -751,7 +865,7 @@ async function main() {
 		type W1R = Awaited<ReturnType<typeof runW1>>;
 		type W2R = Awaited<ReturnType<typeof runW2>>;
 		type C1R = Awaited<ReturnType<typeof runC1>>;
-		const pick = <R,>(name: string, f: (r: R) => number | string): Partial<Record<TargetKey, number | string>> => {
+		const pick = <R>(name: string, f: (r: R) => number | string): Partial<Record<TargetKey, number | string>> => {
 			const out: Partial<Record<TargetKey, number | string>> = {};
 			for (const k of MAIN_TARGETS) {
 				const r = results[name]?.[k];
@@ -767,38 +881,208 @@ async function main() {
 		const w2Name = `W2 (${COUNTS.w2} × sleep 0, conc ${COUNTS.w2Conc})`;
 		const w3Name = `W3 (5 s, then 1 s +100 ms; ${COUNTS.w3Rounds} round${COUNTS.w3Rounds > 1 ? "s" : ""})`;
 		const w3v = (x: number) => (Number.isFinite(x) ? x : "error");
-		if (COUNTS.w3Rounds > 1) add(w3Name, "long task back after its submit, ms (median)", pick<W3R>("W3", (r) => w3v(r.long.p50)), "—", null);
-		add(w3Name, `long task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`, pick<W3R>("W3", (r) => w3v(r.long.max)), "—", null);
-		if (COUNTS.w3Rounds > 1) add(w3Name, "short task back after its submit, ms (median)", pick<W3R>("W3", (r) => w3v(r.short.p50)), "≤ 1050", (v) => v <= 1050);
-		add(w3Name, `short task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`, pick<W3R>("W3", (r) => w3v(r.short.max)), "≤ 1050", (v) => v <= 1050);
-		add(w1Name, "overhead p50, ms", pick<W1R>("W1", (r) => r.overhead.p50), "—", null);
-		add(w1Name, "overhead p99, ms", pick<W1R>("W1", (r) => r.overhead.p99), "—", null);
-		add(w1Name, `returned > ${LATE_MS} ms late or failed (count)`, pick<W1R>("W1", (r) => r.late), "0", (v) => v === 0);
-		add(w2Name, "throughput, tasks/s", pick<W2R>("W2", (r) => r.tasksPerS), "—", null);
-		add(w2Name, "overhead p50, ms", pick<W2R>("W2", (r) => r.overhead.p50), "—", null);
-		add(w2Name, "overhead p99, ms", pick<W2R>("W2", (r) => r.overhead.p99), "—", null);
-		add(w2Name, "errors", pick<W2R>("W2", (r) => r.errors.count), "0", (v) => v === 0);
-		add(`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`, "overhead p50, ms", pick<C1R>("c1", (r) => r.zero.overhead.p50), "≤ 10", (v) => v <= 10);
-		add(`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`, "overhead p99, ms", pick<C1R>("c1", (r) => r.zero.overhead.p99), "≤ 10", (v) => v <= 10);
-		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p50, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p50), "≤ 10", (v) => v <= 10);
-		add(`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`, "overhead p99, ms", pick<C1R>("c1", (r) => r.hundred.overhead.p99), "≤ 10", (v) => v <= 10);
-		add("c1 (all)", "errors", pick<C1R>("c1", (r) => r.zero.errors.count + r.hundred.errors.count), "0", (v) => v === 0);
+		if (COUNTS.w3Rounds > 1)
+			add(
+				w3Name,
+				"long task back after its submit, ms (median)",
+				pick<W3R>("W3", (r) => w3v(r.long.p50)),
+				"—",
+				null,
+			);
+		add(
+			w3Name,
+			`long task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`,
+			pick<W3R>("W3", (r) => w3v(r.long.max)),
+			"—",
+			null,
+		);
+		if (COUNTS.w3Rounds > 1)
+			add(
+				w3Name,
+				"short task back after its submit, ms (median)",
+				pick<W3R>("W3", (r) => w3v(r.short.p50)),
+				"≤ 1050",
+				(v) => v <= 1050,
+			);
+		add(
+			w3Name,
+			`short task back after its submit, ms${COUNTS.w3Rounds > 1 ? " (worst)" : ""}`,
+			pick<W3R>("W3", (r) => w3v(r.short.max)),
+			"≤ 1050",
+			(v) => v <= 1050,
+		);
+		add(
+			w1Name,
+			"overhead p50, ms",
+			pick<W1R>("W1", (r) => r.overhead.p50),
+			"—",
+			null,
+		);
+		add(
+			w1Name,
+			"overhead p99, ms",
+			pick<W1R>("W1", (r) => r.overhead.p99),
+			"—",
+			null,
+		);
+		add(
+			w1Name,
+			`returned > ${LATE_MS} ms late or failed (count)`,
+			pick<W1R>("W1", (r) => r.late),
+			"0",
+			(v) => v === 0,
+		);
+		add(
+			w2Name,
+			"throughput, tasks/s",
+			pick<W2R>("W2", (r) => r.tasksPerS),
+			"—",
+			null,
+		);
+		add(
+			w2Name,
+			"overhead p50, ms",
+			pick<W2R>("W2", (r) => r.overhead.p50),
+			"—",
+			null,
+		);
+		add(
+			w2Name,
+			"overhead p99, ms",
+			pick<W2R>("W2", (r) => r.overhead.p99),
+			"—",
+			null,
+		);
+		add(
+			w2Name,
+			"errors",
+			pick<W2R>("W2", (r) => r.errors.count),
+			"0",
+			(v) => v === 0,
+		);
+		add(
+			`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`,
+			"overhead p50, ms",
+			pick<C1R>("c1", (r) => r.zero.overhead.p50),
+			"≤ 10",
+			(v) => v <= 10,
+		);
+		add(
+			`c1 (${COUNTS.c1Zero} × sleep 0, sequential)`,
+			"overhead p99, ms",
+			pick<C1R>("c1", (r) => r.zero.overhead.p99),
+			"≤ 10",
+			(v) => v <= 10,
+		);
+		add(
+			`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`,
+			"overhead p50, ms",
+			pick<C1R>("c1", (r) => r.hundred.overhead.p50),
+			"≤ 10",
+			(v) => v <= 10,
+		);
+		add(
+			`c1 (${COUNTS.c1Hundred} × sleep 100, sequential)`,
+			"overhead p99, ms",
+			pick<C1R>("c1", (r) => r.hundred.overhead.p99),
+			"≤ 10",
+			(v) => v <= 10,
+		);
+		add(
+			"c1 (all)",
+			"errors",
+			pick<C1R>("c1", (r) => r.zero.errors.count + r.hundred.errors.count),
+			"0",
+			(v) => v === 0,
+		);
 		const l1r = results.L1?.edgetask as L1R | undefined;
 		if (l1r) {
 			const l1Name = `L1 (${l1r.n} tasks × 1 WS + 1 long-poll${l1r.mode === "stream" ? ", 1–3 s each" : ""})`;
-			add(l1Name, "connections held at once, peak (count)", pick<L1R>("L1", (r) => r.peakHeld.total), l1r.mode === "hold" ? `${2 * l1r.n}` : "—", l1r.mode === "hold" ? (v) => v === 2 * l1r.n : null);
-			add(l1Name, "WS: result stored → terminal frame, p50 ms", pick<L1R>("L1", (r) => r.ws.delay.p50), "—", null);
-			add(l1Name, "WS: result stored → terminal frame, p99 ms", pick<L1R>("L1", (r) => r.ws.delay.p99), "≤ 50", (v) => v <= 50);
-			add(l1Name, "WS: result stored → terminal frame, max ms", pick<L1R>("L1", (r) => r.ws.delay.max), "—", null);
-			add(l1Name, "long-poll: result stored → answer, p50 ms", pick<L1R>("L1", (r) => r.lp.delay.p50), "—", null);
+			add(
+				l1Name,
+				"connections held at once, peak (count)",
+				pick<L1R>("L1", (r) => r.peakHeld.total),
+				l1r.mode === "hold" ? `${2 * l1r.n}` : "—",
+				l1r.mode === "hold" ? (v) => v === 2 * l1r.n : null,
+			);
+			add(
+				l1Name,
+				"WS: result stored → terminal frame, p50 ms",
+				pick<L1R>("L1", (r) => r.ws.delay.p50),
+				"—",
+				null,
+			);
+			add(
+				l1Name,
+				"WS: result stored → terminal frame, p99 ms",
+				pick<L1R>("L1", (r) => r.ws.delay.p99),
+				"≤ 50",
+				(v) => v <= 50,
+			);
+			add(
+				l1Name,
+				"WS: result stored → terminal frame, max ms",
+				pick<L1R>("L1", (r) => r.ws.delay.max),
+				"—",
+				null,
+			);
+			add(
+				l1Name,
+				"long-poll: result stored → answer, p50 ms",
+				pick<L1R>("L1", (r) => r.lp.delay.p50),
+				"—",
+				null,
+			);
 			// The ≤ 50 ms target is for events (WebSocket frames); a long-poll must be released within 1 s.
-			add(l1Name, "long-poll: result stored → answer, p99 ms", pick<L1R>("L1", (r) => r.lp.delay.p99), "—", null);
-			add(l1Name, "long-poll: result stored → answer, max ms", pick<L1R>("L1", (r) => r.lp.delay.max), "≤ 1000", (v) => v <= 1000);
-			add(l1Name, "released > 1 s after the end or never, WS + long-poll (count)", pick<L1R>("L1", (r) => r.releasedLateOrNever), "0", (v) => v === 0);
-			add(l1Name, "WS: result stored → close frame, max ms", pick<L1R>("L1", (r) => r.ws.closeFrameDelay.max), "≤ 1000", (v) => v <= 1000);
-			add(l1Name, "WS: result stored → close event (TCP closed), p50 ms", pick<L1R>("L1", (r) => r.ws.closeDelay.p50), "—", null);
-			add(l1Name, "sockets not closed with 1000 by the server (count)", pick<L1R>("L1", (r) => r.ws.notClosed1000), "0", (v) => v === 0);
-			add(l1Name, "subscribed only after the task ended, WS + long-poll (count)", pick<L1R>("L1", (r) => r.ws.lateSubscriptions + r.lp.lateSubscriptions), "0", (v) => v === 0);
+			add(
+				l1Name,
+				"long-poll: result stored → answer, p99 ms",
+				pick<L1R>("L1", (r) => r.lp.delay.p99),
+				"—",
+				null,
+			);
+			add(
+				l1Name,
+				"long-poll: result stored → answer, max ms",
+				pick<L1R>("L1", (r) => r.lp.delay.max),
+				"≤ 1000",
+				(v) => v <= 1000,
+			);
+			add(
+				l1Name,
+				"released > 1 s after the end or never, WS + long-poll (count)",
+				pick<L1R>("L1", (r) => r.releasedLateOrNever),
+				"0",
+				(v) => v === 0,
+			);
+			add(
+				l1Name,
+				"WS: result stored → close frame, max ms",
+				pick<L1R>("L1", (r) => r.ws.closeFrameDelay.max),
+				"≤ 1000",
+				(v) => v <= 1000,
+			);
+			add(
+				l1Name,
+				"WS: result stored → close event (TCP closed), p50 ms",
+				pick<L1R>("L1", (r) => r.ws.closeDelay.p50),
+				"—",
+				null,
+			);
+			add(
+				l1Name,
+				"sockets not closed with 1000 by the server (count)",
+				pick<L1R>("L1", (r) => r.ws.notClosed1000),
+				"0",
+				(v) => v === 0,
+			);
+			add(
+				l1Name,
+				"subscribed only after the task ended, WS + long-poll (count)",
+				pick<L1R>("L1", (r) => r.ws.lateSubscriptions + r.lp.lateSubscriptions),
+				"0",
+				(v) => v === 0,
+			);
 		}
 		const anySoak = soaks.edgetask ?? soaks.floorB;
 		if (anySoak) {
@@ -808,15 +1092,69 @@ async function main() {
 				for (const k of ["edgetask", "floorB"] as const) if (soaks[k]) out[k] = f(soaks[k]!);
 				return out;
 			};
-			add(sw, "completed ok", sv((r) => r.n - r.errors.count), `${anySoak.n}`, (v) => v === anySoak.n);
-			add(sw, "server alive and /health ok after", sv((r) => (r.alive && r.healthOk ? 1 : 0)), "1", (v) => v === 1);
-			add(sw, "throughput, tasks/s", sv((r) => r.tasksPerS), "—", null);
-			add(sw, "overhead p50, ms", sv((r) => r.overhead.p50), "—", null);
-			add(sw, "overhead p99, ms", sv((r) => r.overhead.p99), "—", null);
-			add(sw, "workerd RSS start, MB", sv((r) => r.rss.startKb / 1024), "—", null);
-			add(sw, "workerd RSS middle, MB", sv((r) => r.rss.midKb / 1024), "—", null);
-			add(sw, "workerd RSS end, MB", sv((r) => r.rss.endKb / 1024), "—", null);
-			add(sw, "workerd RSS 5 s after, MB", sv((r) => r.rss.idleAfter5sKb / 1024), "—", null);
+			add(
+				sw,
+				"completed ok",
+				sv((r) => r.n - r.errors.count),
+				`${anySoak.n}`,
+				(v) => v === anySoak.n,
+			);
+			add(
+				sw,
+				"server alive and /health ok after",
+				sv((r) => (r.alive && r.healthOk ? 1 : 0)),
+				"1",
+				(v) => v === 1,
+			);
+			add(
+				sw,
+				"throughput, tasks/s",
+				sv((r) => r.tasksPerS),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"overhead p50, ms",
+				sv((r) => r.overhead.p50),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"overhead p99, ms",
+				sv((r) => r.overhead.p99),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"workerd RSS start, MB",
+				sv((r) => r.rss.startKb / 1024),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"workerd RSS middle, MB",
+				sv((r) => r.rss.midKb / 1024),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"workerd RSS end, MB",
+				sv((r) => r.rss.endKb / 1024),
+				"—",
+				null,
+			);
+			add(
+				sw,
+				"workerd RSS 5 s after, MB",
+				sv((r) => r.rss.idleAfter5sKb / 1024),
+				"—",
+				null,
+			);
 		}
 		const digits = (r: Row) => (/count|errors|ok|alive/.test(r.metric) ? 0 : 1);
 
@@ -852,7 +1190,9 @@ async function main() {
 			const r = results.W2?.[k] as W2R | undefined;
 			if (!r) continue;
 			const c = r.cpuMsPerTask;
-			cpuRows.push(`| ${all[k]!.label} | ${r.n} | ${fmt(c["workerd-runtime"], 2)} | ${fmt(c["workerd-proxy"], 2)} | ${fmt(c.wrangler, 2)} | ${fmt(r.tasksPerS)} |`);
+			cpuRows.push(
+				`| ${all[k]!.label} | ${r.n} | ${fmt(c["workerd-runtime"], 2)} | ${fmt(c["workerd-proxy"], 2)} | ${fmt(c.wrangler, 2)} | ${fmt(r.tasksPerS)} |`,
+			);
 		}
 		if (cpuRows.length) {
 			diagLines.push(
@@ -881,19 +1221,24 @@ async function main() {
 		);
 		const perRun = ["W3", "c1", "W1", "W2", "L1", "soak"]
 			.filter((w) => MAIN_TARGETS.some((k) => interference[`${w}/${k}`]))
-			.map((w) => `${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`);
+			.map(
+				(w) =>
+					`${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`,
+			);
 		if (perRun.length) diagLines.push(`Other load per run, cores (edgetask / floor a / floor b): ${perRun.join("; ")}.`);
-		diagLines.push(
-			"Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.",
-		);
+		diagLines.push("Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.");
 		if (l1r) {
 			diagLines.push(
 				`L1: delay = client Date.now() as the terminal WebSocket frame / the whole long-poll body arrived − the task's finished_at (workerd's ms clock, set as the object commits the result; same machine). Subscriptions that began after their task ended are left out of the percentiles and counted in their own row. ${l1r.mode === "hold" ? `Each task's ms was chosen at submission so that ends fall in a ${fmt(l1r.windowMs / 1000)} s window opening ${fmt(l1r.holdMs / 1000)} s after the first submission.` : "Each task slept 1000–3000 ms (seeded) from its submission."} Client event-loop delay during L1: p99 ${fmt(l1r.clientLoopDelayMs.p99)} ms, max ${fmt(l1r.clientLoopDelayMs.max)} ms.`,
 			);
 		}
 
-		if (wantEdge) diagLines.push(`edgetask code: ${opts.live ? "working tree" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}.`);
-		if (reloadWarnings.length) diagLines.push(`WARNING: wrangler reloaded a worker during ${reloadWarnings.join(", ")}: those numbers include dropped requests.`);
+		if (wantEdge)
+			diagLines.push(
+				`edgetask code: ${opts.live ? "working tree" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}.`,
+			);
+		if (reloadWarnings.length)
+			diagLines.push(`WARNING: wrangler reloaded a worker during ${reloadWarnings.join(", ")}: those numbers include dropped requests.`);
 		console.log(`\n## edgetask benchmark ${opts.quick ? "(--quick) " : ""}— ${started.toISOString()}\n`);
 		console.log(table);
 		console.log("");

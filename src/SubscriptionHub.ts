@@ -16,9 +16,7 @@ interface Attachment {
 }
 
 type ClientFrame =
-	| { type: "subscribe"; ids: string[]; tokens: Record<string, string> }
-	| { type: "unsubscribe"; ids: string[] }
-	| { type: "ping" };
+	{ type: "subscribe"; ids: string[]; tokens: Record<string, string> } | { type: "unsubscribe"; ids: string[] } | { type: "ping" };
 
 type ErrorFrame = { type: "error"; error: { code: string; message: string; id?: string } };
 
@@ -102,7 +100,12 @@ export class SubscriptionHub extends DurableObject<Env> {
 		// Record the subscriptions before asking the tasks, so no event relayed in between is dropped.
 		for (const id of fresh) this.sql.exec("INSERT OR IGNORE INTO subscriptions (task_id) VALUES (?)", id);
 		const answers = await Promise.all(
-			fresh.map(async (id) => ({ id, answer: await this.env.TASKS.getByName(id).follow(att.hub).catch(() => "unavailable" as const) })),
+			fresh.map(async (id) => ({
+				id,
+				answer: await this.env.TASKS.getByName(id)
+					.follow(att.hub)
+					.catch(() => "unavailable" as const),
+			})),
 		);
 		for (const { id, answer } of answers) {
 			if (typeof answer === "string") {
@@ -123,7 +126,10 @@ export class SubscriptionHub extends DurableObject<Env> {
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
 		const att = ws.deserializeAttachment() as Attachment;
-		const ids = this.sql.exec<{ task_id: string }>("SELECT task_id FROM subscriptions").toArray().map((row) => row.task_id);
+		const ids = this.sql
+			.exec<{ task_id: string }>("SELECT task_id FROM subscriptions")
+			.toArray()
+			.map((row) => row.task_id);
 		this.sql.exec("DELETE FROM subscriptions");
 		await Promise.allSettled(ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
 		try {

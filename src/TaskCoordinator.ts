@@ -31,9 +31,7 @@ export type DispatchOutcome = "scheduled" | "duplicate" | "running" | "finished"
 export type CancelOutcome = "canceled" | "already_finished" | "unknown";
 
 type AttemptResult =
-	| { kind: "succeeded"; output: unknown }
-	| { kind: "failed"; error: TaskError; retryable: boolean }
-	| { kind: "timed_out" };
+	{ kind: "succeeded"; output: unknown } | { kind: "failed"; error: TaskError; retryable: boolean } | { kind: "timed_out" };
 
 /**
  * One Durable Object per task: it owns the task's state, runs the task, and tells everyone who
@@ -263,7 +261,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 			ws.send(
 				JSON.stringify({
 					type: "error",
-					error: { code: "bad_frame", message: `Only {"type":"ping"} is accepted here (got ${JSON.stringify(text)}); follow many tasks on /v1/ws` },
+					error: {
+						code: "bad_frame",
+						message: `Only {"type":"ping"} is accepted here (got ${JSON.stringify(text)}); follow many tasks on /v1/ws`,
+					},
 				}),
 			);
 		} catch {
@@ -441,6 +442,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const interval = 1000 / PROGRESS_EVENTS_PER_S;
 		const wait = this.lastProgressAt + interval - Date.now();
 		if (wait <= 0) {
+			// A trailing flush that is running late (a busy runtime) is overtaken by this one.
+			clearTimeout(this.progressTimer);
+			this.progressTimer = 0;
 			this.flushProgress(r, attempt);
 		} else if (!this.progressTimer) {
 			this.progressTimer = setTimeout(() => {
@@ -477,7 +481,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.expiresAt = now + r.ttlS * 1000;
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
 		const task = this.task();
-		this.commit(status as TaskEventType, {
+		this.commit(status, {
 			status,
 			output: task.output,
 			error: task.error,
@@ -565,7 +569,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	private followers(): Set<string> {
-		this.followerCache ??= new Set(this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub));
+		this.followerCache ??= new Set(
+			this.sql
+				.exec<{ hub: string }>("SELECT hub FROM followers")
+				.toArray()
+				.map((row) => row.hub),
+		);
 		return this.followerCache;
 	}
 

@@ -39,9 +39,15 @@ export async function withWaitingSlot<T>(env: Env, waitS: number, work: () => Pr
 		for (const [slot, freeBy] of slots) if (freeBy <= now) slots.delete(slot);
 	}
 	if (slots.size >= max) {
-		throw new ApiError(429, "too_many_waiting", `${max} requests are already waiting here; retry, or submit without Prefer: wait and poll`, undefined, {
-			"Retry-After": "1",
-		});
+		throw new ApiError(
+			429,
+			"too_many_waiting",
+			`${max} requests are already waiting here; retry, or submit without Prefer: wait and poll`,
+			undefined,
+			{
+				"Retry-After": "1",
+			},
+		);
 	}
 	const slot = Symbol("waiting");
 	slots.set(slot, now + waitS * 1000 + SLOT_MARGIN_MS);

@@ -120,9 +120,15 @@ export async function authorize(env: Env, request: Request): Promise<Access> {
 	// Anonymous multi-task sockets live on task tokens, which need a configured secret.
 	if (request.method === "GET" && url.pathname === "/v1/ws" && apiKeys(env).length > 0) return "anonymous";
 	if (apiKeys(env).length === 0) {
-		throw new ApiError(401, "auth_not_configured", "No API keys are configured: set API_KEYS (wrangler secret put API_KEYS), or AUTH_MODE=open for local use", undefined, {
-			"WWW-Authenticate": 'Bearer realm="edgetask"',
-		});
+		throw new ApiError(
+			401,
+			"auth_not_configured",
+			"No API keys are configured: set API_KEYS (wrangler secret put API_KEYS), or AUTH_MODE=open for local use",
+			undefined,
+			{
+				"WWW-Authenticate": 'Bearer realm="edgetask"',
+			},
+		);
 	}
 	throw new ApiError(401, "unauthorized", "Send Authorization: Bearer <API key>, or a task URL's token", undefined, {
 		"WWW-Authenticate": 'Bearer realm="edgetask"',

@@ -7,7 +7,9 @@ function retryDelayS(attempts: number): number {
 }
 
 function isTaskMessage(body: unknown): body is TaskMessage {
-	return typeof body === "object" && body !== null && typeof (body as TaskMessage).id === "string" && TASK_ID.test((body as TaskMessage).id);
+	return (
+		typeof body === "object" && body !== null && typeof (body as TaskMessage).id === "string" && TASK_ID.test((body as TaskMessage).id)
+	);
 }
 
 /**

@@ -6,16 +6,7 @@ import type { Task } from "./task";
  * and exactly one terminal event. `snapshot` is not emitted by the task: it is what a
  * subscriber gets first when it joins, carrying the whole task as it stands.
  */
-export type TaskEventType =
-	| "snapshot"
-	| "queued"
-	| "running"
-	| "progress"
-	| "retrying"
-	| "succeeded"
-	| "failed"
-	| "canceled"
-	| "timed_out";
+export type TaskEventType = "snapshot" | "queued" | "running" | "progress" | "retrying" | "succeeded" | "failed" | "canceled" | "timed_out";
 
 export interface TaskEvent {
 	task_id: string;
@@ -31,7 +22,9 @@ export interface TaskEvent {
 export const TERMINAL_EVENTS: readonly TaskEventType[] = ["succeeded", "failed", "canceled", "timed_out"];
 
 export function isTerminalEvent(event: TaskEvent): boolean {
-	return TERMINAL_EVENTS.includes(event.type) || (event.type === "snapshot" && TERMINAL_EVENTS.includes(event.data.status as TaskEventType));
+	return (
+		TERMINAL_EVENTS.includes(event.type) || (event.type === "snapshot" && TERMINAL_EVENTS.includes(event.data.status as TaskEventType))
+	);
 }
 
 export function snapshotEvent(task: Task, seq: number): TaskEvent {

@@ -33,7 +33,12 @@ async function withUrls(c: Context<App>, task: Task) {
 	ws.protocol = http.protocol === "https:" ? "wss:" : "ws:";
 	return {
 		...task,
-		urls: { get: `${http}${query}`, ws: `${ws}/ws${query}`, events: `${http}/events${query}`, cancel: `${http}/cancel${query}` },
+		urls: {
+			get: `${http.href}${query}`,
+			ws: `${ws.href}/ws${query}`,
+			events: `${http.href}/events${query}`,
+			cancel: `${http.href}/cancel${query}`,
+		},
 	};
 }
 

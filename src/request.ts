@@ -75,7 +75,11 @@ export function preferredWait(c: Context): number | null {
 	const header = c.req.header("prefer");
 	if (!header) return null;
 	for (const part of header.split(",")) {
-		const [name, value] = part.split(";")[0]?.split("=").map((s) => s.trim()) ?? [];
+		const [name, value] =
+			part
+				.split(";")[0]
+				?.split("=")
+				.map((s) => s.trim()) ?? [];
 		if (name?.toLowerCase() !== "wait") continue;
 		const seconds = Number(value?.replace(/^"|"$/g, ""));
 		if (value === undefined || value === "" || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_WAIT_S) {

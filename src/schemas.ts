@@ -15,7 +15,11 @@ export const SubmitBody = z.strictObject({
 	id: z.string().regex(TASK_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -").optional(),
 	priority: z.enum(PRIORITIES).default("normal"),
 	timeout_s: z.number().positive().max(MAX_TIMEOUT_S).optional(),
-	ttl_s: z.number().positive().max(30 * 86_400).optional(),
+	ttl_s: z
+		.number()
+		.positive()
+		.max(30 * 86_400)
+		.optional(),
 	webhook: z
 		.string()
 		.max(2048)

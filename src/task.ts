@@ -144,8 +144,6 @@ export function toTask(r: TaskRecord): Task {
 			total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
 		},
 		webhook:
-			r.webhook === null
-				? null
-				: { url: r.webhook, events: r.webhookEvents, pending: r.webhookOutbox.length, deliveries: r.webhookLog },
+			r.webhook === null ? null : { url: r.webhook, events: r.webhookEvents, pending: r.webhookOutbox.length, deliveries: r.webhookLog },
 	};
 }

@@ -25,7 +25,11 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 		]);
 	}
 	if (b.webhook && !env.WEBHOOK_SECRET) {
-		throw new ApiError(400, "webhooks_unavailable", "Webhooks need the WEBHOOK_SECRET secret (wrangler secret put WEBHOOK_SECRET; locally .dev.vars)");
+		throw new ApiError(
+			400,
+			"webhooks_unavailable",
+			"Webhooks need the WEBHOOK_SECRET secret (wrangler secret put WEBHOOK_SECRET; locally .dev.vars)",
+		);
 	}
 	const { id: _id, ...rest } = b;
 	return {
@@ -47,7 +51,12 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
  * eviction), the call is made once more on a fresh stub with what is left of the wait; the
  * calls are idempotent. A second failure is a 503 with Retry-After, never a bare 500.
  */
-async function callTask<T>(env: Env, id: string, waitMs: number, call: (stub: DurableObjectStub<TaskCoordinator>, waitMs: number) => Promise<T>): Promise<T> {
+async function callTask<T>(
+	env: Env,
+	id: string,
+	waitMs: number,
+	call: (stub: DurableObjectStub<TaskCoordinator>, waitMs: number) => Promise<T>,
+): Promise<T> {
 	const deadline = Date.now() + waitMs;
 	try {
 		return await call(env.TASKS.getByName(id), waitMs);

@@ -53,14 +53,15 @@ export function defineProcessor<S extends z.ZodType>(p: {
 
 /** Resolves after `ms`, or rejects as soon as `signal` aborts; never leaves a timer behind. */
 export function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
+	const reason = (): Error => (signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
 	return new Promise((resolve, reject) => {
 		if (signal.aborted) {
-			reject(signal.reason);
+			reject(reason());
 			return;
 		}
 		const onAbort = () => {
 			clearTimeout(timer);
-			reject(signal.reason);
+			reject(reason());
 		};
 		const timer = setTimeout(() => {
 			signal.removeEventListener("abort", onAbort);

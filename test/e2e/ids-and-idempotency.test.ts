@@ -3,7 +3,19 @@
  * stored task without running it again; the same id with a different body is a 409.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { getTask, request, sleep, startDevServer, submit, submitSleep, uniqueId, waitTerminal, type DevServer, type ErrorJson, type TaskJson } from "./helpers";
+import {
+	getTask,
+	request,
+	sleep,
+	startDevServer,
+	submit,
+	submitSleep,
+	uniqueId,
+	waitTerminal,
+	type DevServer,
+	type ErrorJson,
+	type TaskJson,
+} from "./helpers";
 
 let server: DevServer;
 let base: string;
@@ -19,7 +31,14 @@ afterAll(async () => {
 
 /** The fields that show whether a task was run again. */
 function runIdentity(t: TaskJson) {
-	return { id: t.id, attempts: t.attempts, created_at: t.created_at, started_at: t.started_at, finished_at: t.finished_at, output: t.output };
+	return {
+		id: t.id,
+		attempts: t.attempts,
+		created_at: t.created_at,
+		started_at: t.started_at,
+		finished_at: t.finished_at,
+		output: t.output,
+	};
 }
 
 describe("same id, same body", () => {

@@ -180,10 +180,11 @@ describe("POST /process (seed-compatible)", () => {
 		["invalid JSON", "{nope", 400],
 		["an invalid uuid", JSON.stringify({ uuid: "has space", ms: 1 }), 400],
 	])("answers %s with a 400 failure envelope", async (_what, body, status) => {
-		const res = await request<{ success: boolean; code: number; msg: string; data: { uuid: string; result: unknown } }>(
-			`${base}/process`,
-			{ method: "POST", headers: { "content-type": "application/json" }, body },
-		);
+		const res = await request<{ success: boolean; code: number; msg: string; data: { uuid: string; result: unknown } }>(`${base}/process`, {
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body,
+		});
 		expect(res.status, JSON.stringify(res.body)).toBe(status);
 		expect(res.body.success).toBe(false);
 		expect(res.body.code).toBe(1);
@@ -232,16 +233,87 @@ describe("GET /health", () => {
 
 describe("bad input over real HTTP: JSON error bodies", () => {
 	const json = { "content-type": "application/json" };
-	const cases: { name: string; method: string; path: string; headers?: Record<string, string>; body?: string; status: number; code: string; allow?: string }[] = [
-		{ name: "non-JSON content type", method: "POST", path: "/v1/tasks", headers: { "content-type": "text/plain" }, body: '{"type":"sleep"}', status: 415, code: "unsupported_media_type" },
-		{ name: "missing content type", method: "POST", path: "/v1/tasks", body: '{"type":"sleep"}', status: 415, code: "unsupported_media_type" },
+	const cases: {
+		name: string;
+		method: string;
+		path: string;
+		headers?: Record<string, string>;
+		body?: string;
+		status: number;
+		code: string;
+		allow?: string;
+	}[] = [
+		{
+			name: "non-JSON content type",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: { "content-type": "text/plain" },
+			body: '{"type":"sleep"}',
+			status: 415,
+			code: "unsupported_media_type",
+		},
+		{
+			name: "missing content type",
+			method: "POST",
+			path: "/v1/tasks",
+			body: '{"type":"sleep"}',
+			status: 415,
+			code: "unsupported_media_type",
+		},
 		{ name: "invalid JSON", method: "POST", path: "/v1/tasks", headers: json, body: "{not json", status: 400, code: "invalid_json" },
-		{ name: "schema violation (unknown field)", method: "POST", path: "/v1/tasks", headers: json, body: '{"type":"sleep","bogus":1}', status: 400, code: "invalid_request" },
-		{ name: "invalid input for the type", method: "POST", path: "/v1/tasks", headers: json, body: '{"type":"sleep","input":{"ms":-5}}', status: 400, code: "invalid_input" },
-		{ name: "unknown task type", method: "POST", path: "/v1/tasks", headers: json, body: '{"type":"nope"}', status: 422, code: "unknown_type" },
-		{ name: "fault processors are off in the dev config", method: "POST", path: "/v1/tasks", headers: json, body: '{"type":"fail"}', status: 422, code: "unknown_type" },
-		{ name: "bad Prefer: wait", method: "POST", path: "/v1/tasks", headers: { ...json, prefer: "wait=abc" }, body: '{"type":"echo"}', status: 400, code: "invalid_prefer_wait" },
-		{ name: "Prefer: wait above 60", method: "GET", path: "/v1/tasks/x", headers: { prefer: "wait=61" }, status: 400, code: "invalid_prefer_wait" },
+		{
+			name: "schema violation (unknown field)",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: json,
+			body: '{"type":"sleep","bogus":1}',
+			status: 400,
+			code: "invalid_request",
+		},
+		{
+			name: "invalid input for the type",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: json,
+			body: '{"type":"sleep","input":{"ms":-5}}',
+			status: 400,
+			code: "invalid_input",
+		},
+		{
+			name: "unknown task type",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: json,
+			body: '{"type":"nope"}',
+			status: 422,
+			code: "unknown_type",
+		},
+		{
+			name: "fault processors are off in the dev config",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: json,
+			body: '{"type":"fail"}',
+			status: 422,
+			code: "unknown_type",
+		},
+		{
+			name: "bad Prefer: wait",
+			method: "POST",
+			path: "/v1/tasks",
+			headers: { ...json, prefer: "wait=abc" },
+			body: '{"type":"echo"}',
+			status: 400,
+			code: "invalid_prefer_wait",
+		},
+		{
+			name: "Prefer: wait above 60",
+			method: "GET",
+			path: "/v1/tasks/x",
+			headers: { prefer: "wait=61" },
+			status: 400,
+			code: "invalid_prefer_wait",
+		},
 		{ name: "unknown task id", method: "GET", path: "/v1/tasks/no-such-task-e2e", status: 404, code: "task_not_found" },
 		{ name: "invalid task id", method: "GET", path: "/v1/tasks/bad%20id", status: 400, code: "invalid_id" },
 		{ name: "unknown route", method: "GET", path: "/nope", status: 404, code: "not_found" },

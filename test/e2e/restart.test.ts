@@ -84,7 +84,11 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 	expect(warm.body.status).toBe("succeeded");
 
 	// ---- load ----
-	const tasks: Snapshot[] = Array.from({ length: TASKS }, (_, i) => ({ id: uniqueId(`restart-${i}`), ms: DURATIONS[i % DURATIONS.length]!, before: null }));
+	const tasks: Snapshot[] = Array.from({ length: TASKS }, (_, i) => ({
+		id: uniqueId(`restart-${i}`),
+		ms: DURATIONS[i % DURATIONS.length]!,
+		before: null,
+	}));
 	const submitted = await Promise.all(tasks.map((t) => submitSleep(base, t.ms, { id: t.id })));
 	for (const s of submitted) expect([200, 202], JSON.stringify(s.body)).toContain(s.status);
 	// A quick look (plain GETs, nothing waits) at where each task stands just before the stop.
@@ -93,7 +97,11 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 
 	// A last wave still in flight when the server goes down: some of these may be stored
 	// without their message ever being sent or delivered, some may never be stored at all.
-	const inFlight: InFlight[] = Array.from({ length: IN_FLIGHT }, (_, i) => ({ id: uniqueId(`inflight-${i}`), ms: DURATIONS[(i * 3) % DURATIONS.length]!, answer: null }));
+	const inFlight: InFlight[] = Array.from({ length: IN_FLIGHT }, (_, i) => ({
+		id: uniqueId(`inflight-${i}`),
+		ms: DURATIONS[(i * 3) % DURATIONS.length]!,
+		answer: null,
+	}));
 	const wave = inFlight.map((t) =>
 		submitSleep(base, t.ms, { id: t.id }).then(
 			(a) => (t.answer = a.status),
@@ -163,7 +171,14 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 			status: a.status === 200 ? task.status : "-",
 			attempts: a.status === 200 ? task.attempts : null,
 			path,
-			finished: a.status !== 200 || finishedAt === null ? "-" : finishedAt < stoppedAt ? "before stop" : finishedAt < touchedAt ? "after restart, untouched" : "after first GET",
+			finished:
+				a.status !== 200 || finishedAt === null
+					? "-"
+					: finishedAt < stoppedAt
+						? "before stop"
+						: finishedAt < touchedAt
+							? "after restart, untouched"
+							: "after first GET",
 			queue_ms: task.metrics?.queue_ms ?? null,
 			run_ms: task.metrics?.run_ms ?? null,
 		};
@@ -186,9 +201,16 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 
 	// Answered submissions must be found; an unanswered one may be unknown (404) but never stuck.
 	const stuck = rows.filter((r) =>
-		typeof r.submit === "number" ? r.http !== 200 || !TERMINAL.includes(r.status as TaskStatus) : r.http === 200 ? !TERMINAL.includes(r.status as TaskStatus) : r.http !== 404,
+		typeof r.submit === "number"
+			? r.http !== 200 || !TERMINAL.includes(r.status as TaskStatus)
+			: r.http === 200
+				? !TERMINAL.includes(r.status as TaskStatus)
+				: r.http !== 404,
 	);
-	expect(stuck, `tasks not terminal after restart\n--- log after restart ---\n${tail(server.output())}\n--- log before stop ---\n${tail(firstLog, 2000)}`).toEqual([]);
+	expect(
+		stuck,
+		`tasks not terminal after restart\n--- log after restart ---\n${tail(server.output())}\n--- log before stop ---\n${tail(firstLog, 2000)}`,
+	).toEqual([]);
 	for (const [i, t] of tasks.entries()) {
 		const task = after[i]!.body;
 		expect(task.id).toBe(t.id);
@@ -215,7 +237,9 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 	// A client whose submission died with the server retries it with the same id and body:
 	// never a conflict, and a task that was stored after all is the same task, not a second run.
 	const retried = await Promise.all(
-		inFlight.filter((t) => typeof t.answer !== "number").map(async (t) => ({ t, prior: afterInFlight[inFlight.indexOf(t)]!, again: await submitSleep(base, t.ms, { id: t.id, wait: 30 }) })),
+		inFlight
+			.filter((t) => typeof t.answer !== "number")
+			.map(async (t) => ({ t, prior: afterInFlight[inFlight.indexOf(t)]!, again: await submitSleep(base, t.ms, { id: t.id, wait: 30 }) })),
 	);
 	for (const { t, prior, again } of retried) {
 		expect(again.status, `${t.id} resubmitted: ${JSON.stringify(again.body)}`).toBe(200);
@@ -241,5 +265,8 @@ it("every task ends terminal and readable after wrangler dev restarts mid-load",
 		await sleep(250);
 		h = (await getHealth(base)).body;
 	}
-	expect({ queued: h.queue_size, running: h.running }, `health after every task ended: ${JSON.stringify(h)}`).toEqual({ queued: 0, running: 0 });
+	expect({ queued: h.queue_size, running: h.running }, `health after every task ended: ${JSON.stringify(h)}`).toEqual({
+		queued: 0,
+		running: 0,
+	});
 });

@@ -18,7 +18,11 @@ interface Delivery {
 	path: string;
 	headers: IncomingHttpHeaders;
 	raw: string;
-	body: { type: string; timestamp: string; data: { task_id: string; seq: number; type: string; at: string; data: Record<string, unknown> } };
+	body: {
+		type: string;
+		timestamp: string;
+		data: { task_id: string; seq: number; type: string; at: string; data: Record<string, unknown> };
+	};
 	receivedAt: number;
 	respondedAt: number | null;
 	status: number;
@@ -130,98 +134,115 @@ afterAll(async () => {
 });
 
 describe("webhooks", () => {
-	it("retries a failing receiver (2 × 500, then 200) with signed, identical deliveries; the task is not held up", { timeout: 60_000 }, async () => {
-		const id = uniqueId("wh-retry");
-		const path = `/flaky/${id}`;
-		const t0 = Date.now();
-		const submitted = await submitSleep(server.url, 1000, { id, wait: 20, extra: { webhook: `${receiverUrl}${path}` } });
-		const answeredAt = Date.now();
-		expect(submitted.status, JSON.stringify(submitted.body)).toBe(200);
-		const done = submitted.body as TaskWithWebhook;
-		expect(done.status).toBe("succeeded");
-		expect(done.webhook).toMatchObject({ url: `${receiverUrl}${path}`, events: ["completed"] });
-		// Answered at the end of the task, not after the receiver (which holds its first answer 2 s).
-		expect(answeredAt - t0).toBeGreaterThanOrEqual(1000);
-		expect(answeredAt - t0).toBeLessThan(1000 + 4000);
+	it(
+		"retries a failing receiver (2 × 500, then 200) with signed, identical deliveries; the task is not held up",
+		{ timeout: 60_000 },
+		async () => {
+			const id = uniqueId("wh-retry");
+			const path = `/flaky/${id}`;
+			const t0 = Date.now();
+			const submitted = await submitSleep(server.url, 1000, { id, wait: 20, extra: { webhook: `${receiverUrl}${path}` } });
+			const answeredAt = Date.now();
+			expect(submitted.status, JSON.stringify(submitted.body)).toBe(200);
+			const done = submitted.body as TaskWithWebhook;
+			expect(done.status).toBe("succeeded");
+			expect(done.webhook).toMatchObject({ url: `${receiverUrl}${path}`, events: ["completed"] });
+			// Answered at the end of the task, not after the receiver (which holds its first answer 2 s).
+			expect(answeredAt - t0).toBeGreaterThanOrEqual(1000);
+			expect(answeredAt - t0).toBeLessThan(1000 + 4000);
 
-		const task = await webhookSettled(id, 30_000);
-		const got = deliveriesTo(path);
-		expect(got).toHaveLength(3);
-		const first = got[0]!;
-		expect(first.respondedAt === null || first.respondedAt >= answeredAt, "the waiter was answered before the receiver's first reply").toBe(true);
+			const task = await webhookSettled(id, 30_000);
+			const got = deliveriesTo(path);
+			expect(got).toHaveLength(3);
+			const first = got[0]!;
+			expect(
+				first.respondedAt === null || first.respondedAt >= answeredAt,
+				"the waiter was answered before the receiver's first reply",
+			).toBe(true);
 
-		// One event, delivered three times: same id, same body type and event, each validly signed.
-		const terminalSeq = first.body.data.seq;
-		for (const d of got) {
-			expect(d.headers["webhook-id"]).toBe(`${id}:${terminalSeq}`);
-			expect(d.headers["content-type"]).toMatch(/application\/json/);
-			expect(signatureValid(d), `signature of ${d.raw.slice(0, 200)}`).toBe(true);
-			expect(signatureValid(d, randomBytes(32))).toBe(false);
-			const ts = Number(d.headers["webhook-timestamp"]);
-			expect(Number.isInteger(ts)).toBe(true);
-			expect(Math.abs(ts - d.receivedAt / 1000)).toBeLessThan(60);
-			expect(d.body.type).toBe("task.succeeded");
-			expect(d.body.timestamp).toBe(d.body.data.at);
-			expect(d.body.data).toMatchObject({ task_id: id, type: "succeeded", data: { status: "succeeded", output: { slept_ms: 1000 } } });
-			expect(d.body.data).toEqual(first.body.data);
-		}
-		expect(got.map((d) => d.status)).toEqual([500, 500, 200]);
-		// Backoff: 0.5 s after the first failure, 1 s after the second (lower bounds only).
-		expect(got[1]!.receivedAt - got[0]!.respondedAt!).toBeGreaterThanOrEqual(400);
-		expect(got[2]!.receivedAt - got[1]!.respondedAt!).toBeGreaterThanOrEqual(900);
-		expect(Date.parse(task.finished_at!)).toBeLessThanOrEqual(got[0]!.receivedAt + 1000);
+			// One event, delivered three times: same id, same body type and event, each validly signed.
+			const terminalSeq = first.body.data.seq;
+			for (const d of got) {
+				expect(d.headers["webhook-id"]).toBe(`${id}:${terminalSeq}`);
+				expect(d.headers["content-type"]).toMatch(/application\/json/);
+				expect(signatureValid(d), `signature of ${d.raw.slice(0, 200)}`).toBe(true);
+				expect(signatureValid(d, randomBytes(32))).toBe(false);
+				const ts = Number(d.headers["webhook-timestamp"]);
+				expect(Number.isInteger(ts)).toBe(true);
+				expect(Math.abs(ts - d.receivedAt / 1000)).toBeLessThan(60);
+				expect(d.body.type).toBe("task.succeeded");
+				expect(d.body.timestamp).toBe(d.body.data.at);
+				expect(d.body.data).toMatchObject({ task_id: id, type: "succeeded", data: { status: "succeeded", output: { slept_ms: 1000 } } });
+				expect(d.body.data).toEqual(first.body.data);
+			}
+			expect(got.map((d) => d.status)).toEqual([500, 500, 200]);
+			// Backoff: 0.5 s after the first failure, 1 s after the second (lower bounds only).
+			expect(got[1]!.receivedAt - got[0]!.respondedAt!).toBeGreaterThanOrEqual(400);
+			expect(got[2]!.receivedAt - got[1]!.respondedAt!).toBeGreaterThanOrEqual(900);
+			expect(Date.parse(task.finished_at!)).toBeLessThanOrEqual(got[0]!.receivedAt + 1000);
 
-		// The attempt log on the task.
-		expect(task.webhook!.pending).toBe(0);
-		expect(task.webhook!.deliveries).toHaveLength(3);
-		expect(task.webhook!.deliveries.map((w) => [w.seq, w.event, w.attempt, w.ok, w.status])).toEqual([
-			[terminalSeq, "succeeded", 1, false, 500],
-			[terminalSeq, "succeeded", 2, false, 500],
-			[terminalSeq, "succeeded", 3, true, 200],
-		]);
-		expect(task.webhook!.deliveries[0]!.error).toMatch(/500/);
-		expect(task.webhook!.deliveries[2]!.error).toBeNull();
-		// The task itself is exactly as it was when it ended.
-		expect(task.finished_at).toBe(done.finished_at);
-		expect(task.status).toBe("succeeded");
-	});
+			// The attempt log on the task.
+			expect(task.webhook!.pending).toBe(0);
+			expect(task.webhook!.deliveries).toHaveLength(3);
+			expect(task.webhook!.deliveries.map((w) => [w.seq, w.event, w.attempt, w.ok, w.status])).toEqual([
+				[terminalSeq, "succeeded", 1, false, 500],
+				[terminalSeq, "succeeded", 2, false, 500],
+				[terminalSeq, "succeeded", 3, true, 200],
+			]);
+			expect(task.webhook!.deliveries[0]!.error).toMatch(/500/);
+			expect(task.webhook!.deliveries[2]!.error).toBeNull();
+			// The task itself is exactly as it was when it ended.
+			expect(task.finished_at).toBe(done.finished_at);
+			expect(task.status).toBe("succeeded");
+		},
+	);
 
-	it("webhook_events start, progress, completed on a 1.5 s sleep: task.running, task.progress…, task.succeeded", { timeout: 60_000 }, async () => {
-		const id = uniqueId("wh-all");
-		const path = `/ok/${id}`;
-		const submitted = await submitSleep(server.url, 1500, {
-			id,
-			wait: 20,
-			extra: { webhook: `${receiverUrl}${path}`, webhook_events: ["start", "progress", "completed"] },
-		});
-		expect(submitted.status, JSON.stringify(submitted.body)).toBe(200);
-		const task = await webhookSettled(id, 20_000);
-		await until(() => (deliveriesTo(path).some((d) => d.body.type === "task.succeeded") ? true : undefined), "task.succeeded", 10_000);
-		const got = deliveriesTo(path);
-		const types = got.map((d) => d.body.type);
-		expect(types).toContain("task.running");
-		expect(types).toContain("task.succeeded");
-		expect(types.filter((t) => t === "task.progress").length).toBeGreaterThanOrEqual(1);
-		expect(types.every((t) => ["task.running", "task.progress", "task.succeeded"].includes(t)), JSON.stringify(types)).toBe(true);
-		// No task.queued: it is not one of the filters.
-		for (const d of got) {
-			expect(signatureValid(d)).toBe(true);
-			expect(d.headers["webhook-id"]).toBe(`${id}:${d.body.data.seq}`);
-			expect(d.body.type).toBe(`task.${d.body.data.type}`);
-		}
-		// Each event delivered once (all answered 200); deliveries run concurrently, so compare by seq.
-		const ids = got.map((d) => String(d.headers["webhook-id"]));
-		expect(new Set(ids).size).toBe(ids.length);
-		const seqs = got.map((d) => d.body.data.seq);
-		expect(Math.min(...seqs)).toBe(got.find((d) => d.body.type === "task.running")!.body.data.seq);
-		expect(Math.max(...seqs)).toBe(got.find((d) => d.body.type === "task.succeeded")!.body.data.seq);
-		const percents = got.filter((d) => d.body.type === "task.progress").sort((a, b) => a.body.data.seq - b.body.data.seq).map((d) => (d.body.data.data.progress as { percent: number }).percent);
-		for (let i = 1; i < percents.length; i++) expect(percents[i]).toBeGreaterThan(percents[i - 1]!);
+	it(
+		"webhook_events start, progress, completed on a 1.5 s sleep: task.running, task.progress…, task.succeeded",
+		{ timeout: 60_000 },
+		async () => {
+			const id = uniqueId("wh-all");
+			const path = `/ok/${id}`;
+			const submitted = await submitSleep(server.url, 1500, {
+				id,
+				wait: 20,
+				extra: { webhook: `${receiverUrl}${path}`, webhook_events: ["start", "progress", "completed"] },
+			});
+			expect(submitted.status, JSON.stringify(submitted.body)).toBe(200);
+			const task = await webhookSettled(id, 20_000);
+			await until(() => (deliveriesTo(path).some((d) => d.body.type === "task.succeeded") ? true : undefined), "task.succeeded", 10_000);
+			const got = deliveriesTo(path);
+			const types = got.map((d) => d.body.type);
+			expect(types).toContain("task.running");
+			expect(types).toContain("task.succeeded");
+			expect(types.filter((t) => t === "task.progress").length).toBeGreaterThanOrEqual(1);
+			expect(
+				types.every((t) => ["task.running", "task.progress", "task.succeeded"].includes(t)),
+				JSON.stringify(types),
+			).toBe(true);
+			// No task.queued: it is not one of the filters.
+			for (const d of got) {
+				expect(signatureValid(d)).toBe(true);
+				expect(d.headers["webhook-id"]).toBe(`${id}:${d.body.data.seq}`);
+				expect(d.body.type).toBe(`task.${d.body.data.type}`);
+			}
+			// Each event delivered once (all answered 200); deliveries run concurrently, so compare by seq.
+			const ids = got.map((d) => String(d.headers["webhook-id"]));
+			expect(new Set(ids).size).toBe(ids.length);
+			const seqs = got.map((d) => d.body.data.seq);
+			expect(Math.min(...seqs)).toBe(got.find((d) => d.body.type === "task.running")!.body.data.seq);
+			expect(Math.max(...seqs)).toBe(got.find((d) => d.body.type === "task.succeeded")!.body.data.seq);
+			const percents = got
+				.filter((d) => d.body.type === "task.progress")
+				.sort((a, b) => a.body.data.seq - b.body.data.seq)
+				.map((d) => (d.body.data.data.progress as { percent: number }).percent);
+			for (let i = 1; i < percents.length; i++) expect(percents[i]).toBeGreaterThan(percents[i - 1]!);
 
-		expect(task.webhook!.events).toEqual(["start", "progress", "completed"]);
-		expect(task.webhook!.deliveries.every((w) => w.ok && w.status === 200 && w.attempt === 1)).toBe(true);
-		expect(task.webhook!.deliveries).toHaveLength(got.length);
-	});
+			expect(task.webhook!.events).toEqual(["start", "progress", "completed"]);
+			expect(task.webhook!.deliveries.every((w) => w.ok && w.status === 200 && w.attempt === 1)).toBe(true);
+			expect(task.webhook!.deliveries).toHaveLength(got.length);
+		},
+	);
 
 	/*
 	 * Retries of a webhook sent while the task runs (start, progress) are due 0.5 s and 1.5 s after
@@ -245,14 +266,21 @@ describe("webhooks", () => {
 		const finishedAt = Date.parse(done.finished_at!);
 		const offsets = got.map((d) => d.receivedAt - startedAt);
 		// Due at ~0, ~0.5 and ~1.5 s into an 8 s run: with 4 s of slack they all land before its end.
-		expect(got[2]!.receivedAt, `deliveries at +${offsets.join(", +")} ms; the task ran ${finishedAt - startedAt} ms`).toBeLessThan(startedAt + 1500 + 4000);
+		expect(got[2]!.receivedAt, `deliveries at +${offsets.join(", +")} ms; the task ran ${finishedAt - startedAt} ms`).toBeLessThan(
+			startedAt + 1500 + 4000,
+		);
 		expect(got[2]!.receivedAt).toBeLessThan(finishedAt);
 	});
 
 	it("failed and canceled tasks send task.failed and task.canceled", { timeout: 60_000 }, async () => {
 		const failId = uniqueId("wh-fail");
 		const failPath = `/ok/${failId}`;
-		const failed = await submit(server.url, "fail", { message: "nope", permanent: true }, { id: failId, wait: 20, extra: { webhook: `${receiverUrl}${failPath}` } });
+		const failed = await submit(
+			server.url,
+			"fail",
+			{ message: "nope", permanent: true },
+			{ id: failId, wait: 20, extra: { webhook: `${receiverUrl}${failPath}` } },
+		);
 		expect(failed.body.status).toBe("failed");
 
 		const cancelId = uniqueId("wh-cancel");
@@ -265,41 +293,48 @@ describe("webhooks", () => {
 		const [f] = deliveriesTo(failPath);
 		const [c] = deliveriesTo(cancelPath);
 		expect(f!.body).toMatchObject({ type: "task.failed", data: { task_id: failId, type: "failed", data: { error: { message: "nope" } } } });
-		expect(c!.body).toMatchObject({ type: "task.canceled", data: { task_id: cancelId, type: "canceled", data: { error: { code: "canceled" } } } });
+		expect(c!.body).toMatchObject({
+			type: "task.canceled",
+			data: { task_id: cancelId, type: "canceled", data: { error: { code: "canceled" } } },
+		});
 		expect(signatureValid(f!) && signatureValid(c!)).toBe(true);
 	});
 
-	it("a receiver that is down leaves the task unaffected; delivery is retried up to 6 attempts, then given up", { timeout: 60_000 }, async () => {
-		const port = await freePort(); // nothing listens there
-		const id = uniqueId("wh-down");
-		const t0 = Date.now();
-		const submitted = await submitSleep(server.url, 300, { id, wait: 20, extra: { webhook: `http://127.0.0.1:${port}/hook` } });
-		const elapsed = Date.now() - t0;
-		expect(submitted.status).toBe(200);
-		expect(submitted.body).toMatchObject({ id, status: "succeeded", output: { slept_ms: 300 } });
-		expect(elapsed).toBeLessThan(300 + 4000);
+	it(
+		"a receiver that is down leaves the task unaffected; delivery is retried up to 6 attempts, then given up",
+		{ timeout: 60_000 },
+		async () => {
+			const port = await freePort(); // nothing listens there
+			const id = uniqueId("wh-down");
+			const t0 = Date.now();
+			const submitted = await submitSleep(server.url, 300, { id, wait: 20, extra: { webhook: `http://127.0.0.1:${port}/hook` } });
+			const elapsed = Date.now() - t0;
+			expect(submitted.status).toBe(200);
+			expect(submitted.body).toMatchObject({ id, status: "succeeded", output: { slept_ms: 300 } });
+			expect(elapsed).toBeLessThan(300 + 4000);
 
-		// Other work goes on meanwhile.
-		const other = await submitSleep(server.url, 100, { wait: 20 });
-		expect(other.body.status).toBe("succeeded");
+			// Other work goes on meanwhile.
+			const other = await submitSleep(server.url, 100, { wait: 20 });
+			expect(other.body.status).toBe("succeeded");
 
-		const first = await until(
-			async () => {
-				const task = (await getTask(server.url, id)).body as TaskWithWebhook;
-				return task.webhook && task.webhook.deliveries.length > 0 ? task : undefined;
-			},
-			"the first attempt",
-			15_000,
-		);
-		expect(first.webhook!.deliveries[0]).toMatchObject({ attempt: 1, ok: false, status: null, event: "succeeded" });
-		expect(first.webhook!.deliveries[0]!.error).toEqual(expect.any(String));
+			const first = await until(
+				async () => {
+					const task = (await getTask(server.url, id)).body as TaskWithWebhook;
+					return task.webhook && task.webhook.deliveries.length > 0 ? task : undefined;
+				},
+				"the first attempt",
+				15_000,
+			);
+			expect(first.webhook!.deliveries[0]).toMatchObject({ attempt: 1, ok: false, status: null, event: "succeeded" });
+			expect(first.webhook!.deliveries[0]!.error).toEqual(expect.any(String));
 
-		// 0.5 + 1 + 2 + 4 + 8 s of backoff: all six attempts within ~16 s, then nothing pending.
-		const task = await webhookSettled(id, 40_000);
-		expect(task.webhook!.deliveries.map((w) => w.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
-		expect(task.webhook!.deliveries.every((w) => !w.ok && w.status === null)).toBe(true);
-		const times = task.webhook!.deliveries.map((w) => Date.parse(w.at));
-		for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.5 * 1000 * 2 ** (i - 1) - 100);
-		expect(task).toMatchObject({ status: "succeeded", finished_at: submitted.body.finished_at });
-	});
+			// 0.5 + 1 + 2 + 4 + 8 s of backoff: all six attempts within ~16 s, then nothing pending.
+			const task = await webhookSettled(id, 40_000);
+			expect(task.webhook!.deliveries.map((w) => w.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
+			expect(task.webhook!.deliveries.every((w) => !w.ok && w.status === null)).toBe(true);
+			const times = task.webhook!.deliveries.map((w) => Date.parse(w.at));
+			for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.5 * 1000 * 2 ** (i - 1) - 100);
+			expect(task).toMatchObject({ status: "succeeded", finished_at: submitted.body.finished_at });
+		},
+	);
 });

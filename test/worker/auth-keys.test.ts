@@ -66,7 +66,19 @@ describe("API keys", () => {
 	});
 
 	it("a wrong or malformed key is 401; Bearer k1 and Bearer k2 both work", async () => {
-		const wrong = ["Bearer k3", "Bearer k1,k2", "Bearer k1 k2", "Bearer K1", "Bearer  ", "Bearer", "Basic k1", "k1", "Bearer k1x", "Token k1", "Bearer \u00e91"];
+		const wrong = [
+			"Bearer k3",
+			"Bearer k1,k2",
+			"Bearer k1 k2",
+			"Bearer K1",
+			"Bearer  ",
+			"Bearer",
+			"Basic k1",
+			"k1",
+			"Bearer k1x",
+			"Token k1",
+			"Bearer \u00e91",
+		];
 		for (const authorization of wrong) {
 			const id = newId("auth");
 			expect401(await submitTask({ id, type: "echo" }, { headers: { authorization }, env: KEYED }));
@@ -104,7 +116,10 @@ describe("AUTH_MODE required without API_KEYS (closed by default)", () => {
 	it("refuses every API route with 401 auth_not_configured, even with a Bearer header; /health stays 200 {status: ok}", async () => {
 		const id = newId("auth");
 		expect401(await submitTask({ id, type: "echo" }, { env: CLOSED }), "auth_not_configured");
-		expect401(await submitTask({ id, type: "echo" }, { headers: { authorization: "Bearer anything" }, env: CLOSED }), "auth_not_configured");
+		expect401(
+			await submitTask({ id, type: "echo" }, { headers: { authorization: "Bearer anything" }, env: CLOSED }),
+			"auth_not_configured",
+		);
 		expect401(await getTask(id, { env: CLOSED }), "auth_not_configured");
 		expect401(await call(`/v1/tasks/${id}/events`, {}, CLOSED), "auth_not_configured");
 		expect((await getTask(id)).res.status).toBe(404);
@@ -150,7 +165,8 @@ describe("AUTH_MODE required without API_KEYS (closed by default)", () => {
 describe("per-task capability tokens", () => {
 	it("the submit response's URLs carry ?token=, and only when API keys are on", async () => {
 		const task = await submitKeyed({ id: newId("auth"), type: "echo", input: 1 });
-		for (const url of Object.values(task.urls)) expect(new URL(url.replace(/^ws/, "http")).searchParams.get("token")).toMatch(/^\d+\.[A-Za-z0-9_-]{43}$/);
+		for (const url of Object.values(task.urls))
+			expect(new URL(url.replace(/^ws/, "http")).searchParams.get("token")).toMatch(/^\d+\.[A-Za-z0-9_-]{43}$/);
 		expect(task.urls.ws).toMatch(/^wss?:\/\//);
 
 		const open = await submitTask({ id: newId("auth"), type: "echo", input: 1 });
@@ -199,10 +215,16 @@ describe("per-task capability tokens", () => {
 		expect401(await call(`${bPath}/cancel?token=${token}`, { method: "POST" }, KEYED));
 		expect((await getTask(b.id)).body.status).not.toBe("canceled");
 		expect401(
-			await call(`/v1/tasks?token=${token}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "echo" }) }, KEYED),
+			await call(
+				`/v1/tasks?token=${token}`,
+				{ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "echo" }) },
+				KEYED,
+			),
 		);
 		expect401(await call(`/v1/tasks/${a.id}/other?token=${token}`, {}, KEYED));
-		expect401(await call(`/process?token=${token}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }, KEYED));
+		expect401(
+			await call(`/process?token=${token}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" }, KEYED),
+		);
 		// /health with a token is still the anonymous view.
 		expect((await call(`/health?token=${token}`, {}, KEYED)).body).toEqual({ status: "ok" });
 		// A token in a header is not a key.

@@ -44,10 +44,14 @@ describe("queue consumer (edgetask-tasks)", () => {
 		expect(result.retryMessages).toEqual([]);
 		expect(batchMs).toBeLessThan(1000);
 
-		const running = await eventually(async () => {
-			const { body } = await getTask(id);
-			return body.status === "running" ? body : undefined;
-		}, "the task to start", 3000);
+		const running = await eventually(
+			async () => {
+				const { body } = await getTask(id);
+				return body.status === "running" ? body : undefined;
+			},
+			"the task to start",
+			3000,
+		);
 		expect(running.attempts).toBe(1);
 		expect((await settled(id)).status).toBe("succeeded");
 	});

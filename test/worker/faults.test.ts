@@ -10,7 +10,13 @@ describe("failure paths (fault processors)", () => {
 		const { res, body, elapsed } = await submitTask({ id, type: "fail", input: { message: "bad prompt", permanent: true } }, { wait: 10 });
 
 		expect(res.status).toBe(200);
-		expect(body).toMatchObject({ id, status: "failed", attempts: 1, output: null, error: { code: "processor_error", message: "bad prompt" } });
+		expect(body).toMatchObject({
+			id,
+			status: "failed",
+			attempts: 1,
+			output: null,
+			error: { code: "processor_error", message: "bad prompt" },
+		});
 		expect(body.finished_at).not.toBeNull();
 		expect(elapsed).toBeLessThan(2000);
 	});

@@ -27,10 +27,15 @@ async function health(): Promise<Health> {
 
 /** Polls /health until `ok` holds; counts are reported off the request path, so they lag a little. */
 function healthUntil(ok: (h: Health) => boolean, what: string): Promise<Health> {
-	return eventually(async () => {
-		const h = await health();
-		return ok(h) ? h : undefined;
-	}, what, 10_000, 100);
+	return eventually(
+		async () => {
+			const h = await health();
+			return ok(h) ? h : undefined;
+		},
+		what,
+		10_000,
+		100,
+	);
 }
 
 it("answers with the seed's fields and consistent counts", async () => {
@@ -77,7 +82,12 @@ it("stops counting a task once its TTL has deleted it", async () => {
 	const { body } = await submitTask({ id, type: "echo", input: 1, ttl_s: 1 }, { wait: 10 });
 	expect(body.status).toBe("succeeded");
 	const shard = statsShardFor(env, id, HEALTH_SHARDS);
-	const row = () => runInDurableObject(shard, (_instance, state) => state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null);
+	const row = () =>
+		runInDurableObject(
+			shard,
+			(_instance, state) =>
+				state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
+		);
 
 	await eventually(async () => ((await row()) === "succeeded" ? true : undefined), "the shard to count the result", 5000);
 	await sleep(Date.parse(body.finished_at ?? "") + 1100 - Date.now());

@@ -26,10 +26,14 @@ describe("TTL", () => {
 		// The alarm points at the expiry, finished_at + ttl_s, once the health shard has the
 		// final status (until then it stays early, to retry that report).
 		const expiresAt = Date.parse(task.finished_at) + 1000;
-		const before = await eventually(async () => {
-			const state = await storedState(id);
-			return state.alarm === expiresAt ? state : undefined;
-		}, "the alarm to point at the expiry", 900);
+		const before = await eventually(
+			async () => {
+				const state = await storedState(id);
+				return state.alarm === expiresAt ? state : undefined;
+			},
+			"the alarm to point at the expiry",
+			900,
+		);
 		expect(before.record?.expiresAt).toBe(expiresAt);
 
 		// An alarm that runs early deletes nothing and re-arms itself for the expiry.

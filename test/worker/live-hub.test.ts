@@ -242,7 +242,10 @@ describe("hibernation of /v1/ws", () => {
 
 		// This socket's hub is named per connection by the API; the task's object lists it as a follower.
 		const hubs = await runInDurableObject(env.TASKS.getByName(id), (_instance, state) =>
-			state.storage.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray().map((row) => row.hub),
+			state.storage.sql
+				.exec<{ hub: string }>("SELECT hub FROM followers")
+				.toArray()
+				.map((row) => row.hub),
 		);
 		expect(hubs).toHaveLength(1);
 		await evictDurableObject(env.HUBS.getByName(hubs[0]!));

@@ -69,7 +69,6 @@ describe("SSE", () => {
 			expect(events.map((e) => e.type)).toEqual(["progress", "succeeded"]);
 			expect(events.at(-1)).toEqual(all.at(-1));
 		}
-
 	});
 
 	/*

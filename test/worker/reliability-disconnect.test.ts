@@ -15,7 +15,11 @@ beforeAll(async () => {
 /** Starts a request with `Prefer: wait=10` and aborts it (the client disconnects) after `afterMs`. */
 async function abandon(path: string, init: RequestInit, afterMs = 200): Promise<string> {
 	const controller = new AbortController();
-	const answer = call(path, { ...init, headers: { ...(init.headers as Record<string, string>), prefer: "wait=10" }, signal: controller.signal }).then(
+	const answer = call(path, {
+		...init,
+		headers: { ...(init.headers as Record<string, string>), prefer: "wait=10" },
+		signal: controller.signal,
+	}).then(
 		(a) => `answered ${a.res.status}`,
 		(e: unknown) => `aborted: ${String(e)}`,
 	);

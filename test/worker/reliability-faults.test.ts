@@ -8,7 +8,14 @@
  * Client disconnects have their own file (reliability-disconnect.test.ts).
  */
 import { env } from "cloudflare:workers";
-import { abortAllDurableObjects, createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import {
+	abortAllDurableObjects,
+	createExecutionContext,
+	createMessageBatch,
+	getQueueResult,
+	runDurableObjectAlarm,
+	runInDurableObject,
+} from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import type { TaskMessage } from "../../src/task";
@@ -100,7 +107,13 @@ describe("retryable and non-retryable errors", () => {
 		const id = newId("rel");
 		const { res, body } = await submitTask({ id, type: "fail", input: { message: "refused by backend", permanent: true } }, { wait: 20 });
 		expect(res.status).toBe(200);
-		expect(body).toMatchObject({ id, status: "failed", attempts: 1, output: null, error: { code: "processor_error", message: "refused by backend" } });
+		expect(body).toMatchObject({
+			id,
+			status: "failed",
+			attempts: 1,
+			output: null,
+			error: { code: "processor_error", message: "refused by backend" },
+		});
 
 		const { events } = await history(await openSocket(`/v1/tasks/${id}/ws?after=0`));
 		expect(types(events)).toEqual(["queued", "running", "failed"]);
@@ -364,25 +377,38 @@ describe("load shedding", () => {
 
 		// The seed endpoint spends the same budget, and answers in its own envelope.
 		const uuid = newId("rel");
-		const seed = await call("/process", { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ uuid, ms: 1 }) }, tight);
+		const seed = await call(
+			"/process",
+			{ method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ uuid, ms: 1 }) },
+			tight,
+		);
 		expect(seed.res.status).toBe(429);
 		expect(seed.res.headers.get("retry-after")).not.toBeNull();
 		expect(seed.body).toMatchObject({ success: false, code: 1, data: { uuid: "" } });
 		expect((await getTask(uuid)).res.status).toBe(404);
 
 		// Another address has its own budget.
-		const other = await submitTask({ id: newId("rel"), type: "echo", input: 5 }, { headers: { "cf-connecting-ip": `${ip}-other` }, env: tight });
+		const other = await submitTask(
+			{ id: newId("rel"), type: "echo", input: 5 },
+			{ headers: { "cf-connecting-ip": `${ip}-other` }, env: tight },
+		);
 		expect(other.res.status).toBeLessThan(300);
 	});
 
 	it("one Authorization value is one client, whatever address it comes from", async () => {
 		const auth = `Bearer rel-${crypto.randomUUID()}`;
 		for (let i = 0; i < 3; i++) {
-			const { res } = await submitTask({ id: newId("rel"), type: "echo", input: i }, { headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight });
+			const { res } = await submitTask(
+				{ id: newId("rel"), type: "echo", input: i },
+				{ headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight },
+			);
 			expect(res.status).toBeLessThan(300);
 		}
 		const refusedId = newId("rel");
-		const refused = await submitTask({ id: refusedId, type: "echo" }, { headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight });
+		const refused = await submitTask(
+			{ id: refusedId, type: "echo" },
+			{ headers: { authorization: auth, "cf-connecting-ip": `rel-ip-${crypto.randomUUID()}` }, env: tight },
+		);
 		expect(refused.res.status).toBe(429);
 		expect(refused.res.headers.get("retry-after")).not.toBeNull();
 		expect((await getTask(refusedId)).res.status).toBe(404);

@@ -89,10 +89,7 @@ describe("POST /v1/tasks", () => {
 	});
 
 	it("reads wait among other preferences (Prefer: respond-async, wait=10)", async () => {
-		const { res, body } = await submitTask(
-			{ type: "sleep", input: { ms: 50 } },
-			{ headers: { prefer: "respond-async, wait=10" } },
-		);
+		const { res, body } = await submitTask({ type: "sleep", input: { ms: 50 } }, { headers: { prefer: "respond-async, wait=10" } });
 
 		expect(res.status).toBe(200);
 		expect(res.headers.get("preference-applied")).toBe("wait=10");

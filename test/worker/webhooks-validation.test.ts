@@ -14,7 +14,11 @@ async function expectRefused(body: Record<string, unknown>, code: string, path?:
 	expect(res.status, label).toBe(400);
 	const error = errorOf(answer);
 	expect(error.code, label).toBe(code);
-	if (path) expect((error.details as { path: string }[]).map((d) => d.path), label).toContain(path);
+	if (path)
+		expect(
+			(error.details as { path: string }[]).map((d) => d.path),
+			label,
+		).toContain(path);
 	// Refused before anything was stored.
 	expect((await getTask(id)).res.status, label).toBe(404);
 }

@@ -58,7 +58,10 @@ export function submitTask(
 }
 
 /** GET /v1/tasks/{id}; `wait` becomes `Prefer: wait=N`. */
-export function getTask(id: string, opts: { wait?: number; headers?: Record<string, string>; env?: EnvOverrides } = {}): Promise<Answer<TaskView>> {
+export function getTask(
+	id: string,
+	opts: { wait?: number; headers?: Record<string, string>; env?: EnvOverrides } = {},
+): Promise<Answer<TaskView>> {
 	const headers: Record<string, string> = { ...opts.headers };
 	if (opts.wait !== undefined) headers.prefer = `wait=${opts.wait}`;
 	return call<TaskView>(`/v1/tasks/${encodeURIComponent(id)}`, { headers }, opts.env);

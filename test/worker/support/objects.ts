@@ -15,12 +15,12 @@ export function taskStub(id: string) {
 export function storedState(id: string): Promise<{ record: TaskRecord | null; alarm: number | null; tables: string[] }> {
 	return runInDurableObject(taskStub(id), async (_instance, state) => {
 		const tables = state.storage.sql
-			.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'")
+			.exec<{ name: string }>(
+				"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'",
+			)
 			.toArray()
 			.map((row) => row.name);
-		const rows = tables.includes("task")
-			? state.storage.sql.exec<{ record: string }>("SELECT record FROM task").toArray()
-			: [];
+		const rows = tables.includes("task") ? state.storage.sql.exec<{ record: string }>("SELECT record FROM task").toArray() : [];
 		const record = rows[0] ? (JSON.parse(rows[0].record) as TaskRecord) : null;
 		return { record, alarm: await state.storage.getAlarm(), tables };
 	});

@@ -47,7 +47,11 @@ export class RecordingSocket {
 			};
 			const timer = setTimeout(() => {
 				done();
-				reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; frames so far: ${JSON.stringify(this.frames.map(brief))}; close: ${JSON.stringify(this.close)}`));
+				reject(
+					new Error(
+						`timed out after ${timeoutMs} ms waiting for ${what}; frames so far: ${JSON.stringify(this.frames.map(brief))}; close: ${JSON.stringify(this.close)}`,
+					),
+				);
 			}, timeoutMs);
 			const done = () => {
 				clearTimeout(timer);
@@ -79,7 +83,9 @@ export class RecordingSocket {
 
 	/** Sends strings and binary as they are, anything else as JSON. */
 	send(value: unknown): void {
-		this.ws.send(typeof value === "string" || value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? (value as string) : JSON.stringify(value));
+		this.ws.send(
+			typeof value === "string" || value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? (value as string) : JSON.stringify(value),
+		);
 	}
 
 	/** Sends a ping and waits for the pong that follows it. */
@@ -100,7 +106,8 @@ export class RecordingSocket {
 }
 
 function brief(frame: Frame): unknown {
-	if (isEvent(frame)) return `${frame.task_id.slice(0, 8)}#${frame.seq}:${frame.type}${frame.type === "snapshot" ? `(${String(frame.data.status)})` : ""}`;
+	if (isEvent(frame))
+		return `${frame.task_id.slice(0, 8)}#${frame.seq}:${frame.type}${frame.type === "snapshot" ? `(${String(frame.data.status)})` : ""}`;
 	return frame;
 }
 
@@ -131,7 +138,10 @@ export function taskSocket(id: string, after?: number): Promise<RecordingSocket>
 }
 
 /** Every frame of a per-task socket until the server closes it, and the close. */
-export async function drain(socket: RecordingSocket, timeoutMs = 15_000): Promise<{ events: WireEvent[]; close: { code: number; reason: string } }> {
+export async function drain(
+	socket: RecordingSocket,
+	timeoutMs = 15_000,
+): Promise<{ events: WireEvent[]; close: { code: number; reason: string } }> {
 	const close = await socket.closed(timeoutMs);
 	return { events: socket.events(), close };
 }

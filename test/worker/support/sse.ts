@@ -106,8 +106,13 @@ export class SseReader {
 }
 
 /** GET /v1/tasks/{id}/events with optional headers / query. */
-export async function openSse(id: string, opts: { headers?: Record<string, string>; query?: string } = {}): Promise<{ res: Response; reader: SseReader | null }> {
-	const res = await send(new Request(`${ORIGIN}/v1/tasks/${encodeURIComponent(id)}/events${opts.query ?? ""}`, { headers: opts.headers ?? {} }));
+export async function openSse(
+	id: string,
+	opts: { headers?: Record<string, string>; query?: string } = {},
+): Promise<{ res: Response; reader: SseReader | null }> {
+	const res = await send(
+		new Request(`${ORIGIN}/v1/tasks/${encodeURIComponent(id)}/events${opts.query ?? ""}`, { headers: opts.headers ?? {} }),
+	);
 	if (res.status !== 200 || !res.body) return { res, reader: null };
 	return { res, reader: new SseReader(res.body) };
 }
@@ -116,7 +121,11 @@ export async function openSse(id: string, opts: { headers?: Record<string, strin
  * Reads an SSE body until `match` holds for the frames read so far, or the stream ends; then lets
  * go of the stream and returns the frames. Rejects after `timeoutMs`.
  */
-export async function readSse(body: ReadableStream<Uint8Array>, match: (frames: SseFrame[]) => boolean, timeoutMs = 10_000): Promise<SseFrame[]> {
+export async function readSse(
+	body: ReadableStream<Uint8Array>,
+	match: (frames: SseFrame[]) => boolean,
+	timeoutMs = 10_000,
+): Promise<SseFrame[]> {
 	const reader = new SseReader(body);
 	try {
 		await reader.readUntil(() => (match(reader.frames) ? true : undefined), timeoutMs);
