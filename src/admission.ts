@@ -1,4 +1,5 @@
 import { bearer } from "./auth";
+import { settings } from "./config";
 import { ApiError } from "./errors";
 
 /**
@@ -12,11 +13,6 @@ import { ApiError } from "./errors";
 
 const buckets = new Map<string, { tokens: number; at: number }>();
 const MAX_BUCKETS = 10_000;
-
-function limit(raw: string | undefined, fallback: number): number {
-	const n = Number(raw);
-	return Number.isFinite(n) && n > 0 ? n : fallback;
-}
 
 /** Whose submission budget a request spends: its API key (however the header is spelled), else its address. */
 export function clientKey(request: Request): string {
@@ -33,7 +29,7 @@ const SLOT_MARGIN_MS = 1_000;
 
 /** Holds a waiting slot for up to `waitS` (the duration of `work`); 429 when every slot is taken. */
 export async function withWaitingSlot<T>(env: Env, waitS: number, work: () => Promise<T>): Promise<T> {
-	const max = limit(env.MAX_WAITING_REQUESTS, 5000);
+	const max = settings(env).maxWaitingRequests;
 	const now = Date.now();
 	if (slots.size >= max) {
 		for (const [slot, freeBy] of slots) if (freeBy <= now) slots.delete(slot);
@@ -60,8 +56,7 @@ export async function withWaitingSlot<T>(env: Env, waitS: number, work: () => Pr
 
 /** Takes one submission token for `client`; 429 with the seconds until the next one otherwise. */
 export function admitSubmission(env: Env, client: string): void {
-	const rate = limit(env.SUBMIT_RATE_PER_S, 500);
-	const burst = limit(env.SUBMIT_BURST, 1000);
+	const { submitRatePerS: rate, submitBurst: burst } = settings(env);
 	const now = Date.now();
 	const key = `${client}|${rate}|${burst}`;
 	const bucket = buckets.get(key) ?? { tokens: burst, at: now };

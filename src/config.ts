@@ -7,6 +7,9 @@ export interface Settings {
 	processTaskType: string;
 	faultProcessors: boolean;
 	webhookRetryBaseS: number;
+	maxWaitingRequests: number;
+	submitRatePerS: number;
+	submitBurst: number;
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -24,5 +27,8 @@ export function settings(env: Env): Settings {
 		processTaskType: env.PROCESS_TASK_TYPE || "sleep",
 		faultProcessors: env.ENABLE_FAULT_PROCESSORS === "true",
 		webhookRetryBaseS: positive(env.WEBHOOK_RETRY_BASE_S, 2),
+		maxWaitingRequests: positive(env.MAX_WAITING_REQUESTS, 5000),
+		submitRatePerS: positive(env.SUBMIT_RATE_PER_S, 500),
+		submitBurst: positive(env.SUBMIT_BURST, 1000),
 	};
 }
