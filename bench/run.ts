@@ -161,7 +161,7 @@ const opts = parseArgs(process.argv.slice(2));
 
 const COUNTS = opts.quick
 	? { w3Rounds: 1, warmup: 10, w1: 30, w2: 300, w2Conc: 100, c1Zero: 15, c1Hundred: 5, hop: 30, diagW2: 200, l1: opts.l1.n ?? 100 }
-	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 1000, l1: opts.l1.n ?? 1000 };
+	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 2000, l1: opts.l1.n ?? 1000 };
 const SOAK_CONC = 50;
 /** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
 const REQUEST_TIMEOUT_MS = 70_000;
@@ -715,7 +715,7 @@ async function main() {
 		if (floor) {
 			all.floorA = floorTarget(floor, "floorA", "/sleep", "floor (a) plain route");
 			all.floorB = floorTarget(floor, "floorB", "/do-sleep", "floor (b) DO per request");
-			all.floorStore = floorTarget(floor, "floorStore", "/do-store", "floor (b+sql) DO + 2 SQLite writes");
+			all.floorStore = floorTarget(floor, "floorStore", "/do-store", "floor (b+store) DO + 2 commits + 2 alarms");
 		}
 		const targets = opts.targets.map((k) => all[k]!).filter(Boolean);
 
@@ -817,11 +817,17 @@ async function main() {
 		// ---- diagnostics
 		const diag: Record<string, unknown> = {};
 		if (opts.diag && floor && all.floorStore) {
-			console.log("diagnostics: floor (b+sql), proxy hop");
+			console.log("diagnostics: floor (b+store), proxy hop");
 			await each(
 				"c1",
 				(t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred),
 				(r: Awaited<ReturnType<typeof runC1>>) => `sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}`,
+				[all.floorStore],
+			);
+			await each(
+				"W1",
+				(t) => runW1(t, COUNTS.w1, opts.seed),
+				(r: Awaited<ReturnType<typeof runW1>>) => `overhead ${s(r.overhead)}; late>${LATE_MS} ${r.late}; errors ${r.errors.count}`,
 				[all.floorStore],
 			);
 			await each(
@@ -1207,7 +1213,7 @@ async function main() {
 		const fs = results.c1?.floorStore as C1R | undefined;
 		if (fs) {
 			diagLines.push(
-				`floor (b+sql), a fresh DO per request writing SQLite before and after the sleep: c1 sleep 0 overhead p50 ${fmt(fs.zero.overhead.p50)} / p99 ${fmt(fs.zero.overhead.p99)} ms; sleep 100 p50 ${fmt(fs.hundred.overhead.p50)} / p99 ${fmt(fs.hundred.overhead.p99)} ms.`,
+				`floor (b+store), a fresh DO per request that stores the task and sets an alarm before the sleep and again after it: c1 sleep 0 overhead p50 ${fmt(fs.zero.overhead.p50)} / p99 ${fmt(fs.zero.overhead.p99)} ms; sleep 100 p50 ${fmt(fs.hundred.overhead.p50)} / p99 ${fmt(fs.hundred.overhead.p99)} ms.`,
 			);
 		}
 		const hop = diag.hop as Awaited<ReturnType<typeof runHop>> | undefined;

@@ -30,6 +30,13 @@ export interface DevServerOptions {
 	/** Wrangler config file; default: the project's wrangler.toml. */
 	config?: string;
 	readyTimeoutMs?: number;
+	/**
+	 * Wrangler's local observability (on by default in `wrangler dev`) records a trace of every
+	 * invocation in a SQLite object of its own: three synced disk writes per edgetask task (fetch,
+	 * queue, object calls) and one per floor request. It is a dev-tool feature, not part of the
+	 * app or of the deployed runtime, so tests and benchmarks run without it unless asked.
+	 */
+	observability?: boolean;
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -67,7 +74,14 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 
 	const child = spawn(process.execPath, args, {
 		cwd: root,
-		env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", CI: "true" },
+		env: {
+			...process.env,
+			CLOUDFLARE_CF_FETCH_ENABLED: "false",
+			WRANGLER_SEND_METRICS: "false",
+			X_LOCAL_OBSERVABILITY: options.observability ? "true" : "false",
+			NO_COLOR: "1",
+			CI: "true",
+		},
 		stdio: ["ignore", "pipe", "pipe"],
 		detached: true,
 	});

@@ -19,7 +19,12 @@ async function readMs(req: Request): Promise<number> {
 	return ms;
 }
 
-/** One object per request: it only sleeps (floor b), or also writes SQLite before and after (do-store). */
+/**
+ * One object per request: it only sleeps (floor b), or (do-store, diagnostic floor "b+store") it
+ * does the least durable work the task API's own rules ask of a task's object: store the task and
+ * set an alarm (to recover a lost task) when it starts, store the result and move the alarm (to
+ * delete the task at its TTL) when it ends. Each pair is written in one turn, so one commit.
+ */
 export class Sleeper extends DurableObject<Env> {
 	async sleep(ms: number): Promise<{ slept_ms: number }> {
 		await sleep(ms);
@@ -30,9 +35,16 @@ export class Sleeper extends DurableObject<Env> {
 		const sql = this.ctx.storage.sql;
 		sql.exec("CREATE TABLE IF NOT EXISTS t (id TEXT PRIMARY KEY, v TEXT NOT NULL)");
 		sql.exec("INSERT OR REPLACE INTO t (id, v) VALUES (?, ?)", id, "running");
+		const recoverAlarm = this.ctx.storage.setAlarm(Date.now() + 30_000);
 		await sleep(ms);
+		await recoverAlarm;
 		sql.exec("INSERT OR REPLACE INTO t (id, v) VALUES (?, ?)", id, "done");
+		await this.ctx.storage.setAlarm(Date.now() + 3_600_000);
 		return { slept_ms: ms };
+	}
+
+	override async alarm(): Promise<void> {
+		await this.ctx.storage.deleteAll();
 	}
 }
 
