@@ -3,7 +3,8 @@ import { settings, type Settings } from "./config";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./events";
 import { Fanout, MAX_FOLLOWERS } from "./fanout";
 import { findProcessor, PermanentError, type Processor } from "./processors";
-import { statsShardFor } from "./StatsShard";
+import { HealthReports } from "./healthReports";
+import { Throttle } from "./throttle";
 import { isTerminal, toTask, type Task, type TaskError, type TaskMessage, type TaskRecord, type TaskSpec, type TaskStatus } from "./task";
 import { WebhookOutbox } from "./WebhookOutbox";
 
@@ -14,8 +15,6 @@ const MAX_RECOVERY_GAP_MS = 3_600_000;
  * ones never cost an alarm. Until then the alarm set at submit covers a lost attempt.
  */
 const ADOPT_AFTER_MS = 1000;
-/** Health reports are coalesced over this window: a task that ends quickly sends one, not four. */
-const REPORT_DEBOUNCE_MS = 1000;
 /** A terminal status the health shard did not acknowledge is reported again this much later. */
 const REPORT_RETRY_MS = 2000;
 /** Longest progress message stored and sent. */
@@ -58,6 +57,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private readonly cfg: Settings;
 	private record: TaskRecord | null;
 	private readonly fanout: Fanout;
+	private readonly health: HealthReports;
 	/** The attempt executing in this instance, if any (a fresh instance never has one). */
 	private inFlight: Promise<void> | null = null;
 	private attemptActive = false;
@@ -68,21 +68,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private terminalReported = false;
 	/** Hubs following the task (mirrors the followers table; loaded on first use). */
 	private followerCache: Set<string> | null = null;
-	/** Latest status not yet reported to the health shard, and the pending report's timer. */
-	private pendingReport: { version: number; status: TaskStatus } | null = null;
-	private reportTimer = 0;
 	private abortAttempt: ((reason: Error) => void) | null = null;
 	/** The alarm time this instance last set (null: unknown, set it). */
 	private alarmAt: number | null = null;
-	/** Progress coalescing: when the last progress event went out, and the pending flush. */
-	private lastProgressAt = 0;
-	private progressTimer = 0;
 	private readonly webhooks: WebhookOutbox;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.cfg = settings(env);
 		this.fanout = new Fanout(ctx, env);
+		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
 		this.webhooks = new WebhookOutbox({
 			record: () => this.record,
 			event: (seq) => {
@@ -389,6 +384,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Calls the processor; the deadline timer wins even if the processor never settles. */
 	private async execute(processor: Processor, r: TaskRecord, attempt: number): Promise<AttemptResult> {
 		const controller = new AbortController();
+		const progressEvents = new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushProgress(r, attempt));
 		let timer = 0;
 		const stop = new Promise<AttemptResult>((resolve) => {
 			timer = setTimeout(() => resolve({ kind: "timed_out" }), r.timeoutS * 1000);
@@ -409,7 +405,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 				attempt,
 				signal: controller.signal,
 				env: this.env,
-				progress: (percent, message) => this.progress(r, attempt, percent, message),
+				progress: (percent, message) => {
+					if (this.setProgress(r, attempt, percent, message)) progressEvents.changed();
+				},
 			});
 			return { kind: "succeeded", output: output ?? null };
 		})().catch((e: unknown): AttemptResult => {
@@ -427,36 +425,22 @@ export class TaskCoordinator extends DurableObject<Env> {
 		} finally {
 			clearTimeout(timer);
 			this.abortAttempt = null;
-			clearTimeout(this.progressTimer);
-			this.progressTimer = 0;
+			progressEvents.cancel();
 		}
 	}
 
 	/**
-	 * `ctx.progress` of the running attempt. At most PROGRESS_EVENTS_PER_S events per second go
-	 * out: a call inside the window only updates the value, and one trailing flush sends the latest.
+	 * `ctx.progress` of the running attempt: updates the value (false if this attempt is no longer
+	 * current). Events go out through the attempt's throttle, at most PROGRESS_EVENTS_PER_S a second.
 	 */
-	private progress(r: TaskRecord, attempt: number, percent: number, message?: string): void {
-		if (this.record !== r || r.status !== "running" || r.attempts !== attempt || !Number.isFinite(percent)) return;
+	private setProgress(r: TaskRecord, attempt: number, percent: number, message?: string): boolean {
+		if (this.record !== r || r.status !== "running" || r.attempts !== attempt || !Number.isFinite(percent)) return false;
 		r.progress = { percent: Math.min(100, Math.max(0, percent)), message: message?.slice(0, MAX_PROGRESS_MESSAGE) ?? null };
-		const interval = 1000 / PROGRESS_EVENTS_PER_S;
-		const wait = this.lastProgressAt + interval - Date.now();
-		if (wait <= 0) {
-			// A trailing flush that is running late (a busy runtime) is overtaken by this one.
-			clearTimeout(this.progressTimer);
-			this.progressTimer = 0;
-			this.flushProgress(r, attempt);
-		} else if (!this.progressTimer) {
-			this.progressTimer = setTimeout(() => {
-				this.progressTimer = 0;
-				this.flushProgress(r, attempt);
-			}, wait);
-		}
+		return true;
 	}
 
 	private flushProgress(r: TaskRecord, attempt: number): void {
 		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return;
-		this.lastProgressAt = Date.now();
 		this.commit("progress", { progress: r.progress });
 	}
 
@@ -524,9 +508,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		this.followerCache = null;
-		clearTimeout(this.reportTimer);
-		this.pendingReport = null;
-		this.sendReport(r.id, r.version + 1, null);
+		this.health.expired(r.id, r.version + 1);
 	}
 
 	// ---- events and webhooks ----
@@ -551,7 +533,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			wantsWebhook = this.webhooks.add(r, event);
 		}
 		this.persist();
-		this.reportStatus(r.id, r.version, r.status);
+		this.health.changed(r.id, r.version, r.status);
 		if (!event) return;
 		const followers = this.followers();
 		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
@@ -625,46 +607,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.alarmAt = at;
 	}
 
-	/**
-	 * Tells the health shard, off the request path and coalesced: the latest status goes out
-	 * REPORT_DEBOUNCE_MS after the first change, so a quick task costs one report, not four.
-	 * A lost report of a passing status is overtaken by the next; the terminal one is sent by
-	 * `reportTerminal`, which the alarm retries until the shard has it.
-	 */
-	private reportStatus(id: string, version: number, status: TaskStatus): void {
-		if (isTerminal(status)) {
-			clearTimeout(this.reportTimer);
-			this.reportTimer = 0;
-			this.pendingReport = null;
-			return;
-		}
-		this.pendingReport = { version, status };
-		if (this.reportTimer) return;
-		this.reportTimer = setTimeout(() => {
-			this.reportTimer = 0;
-			const report = this.pendingReport;
-			this.pendingReport = null;
-			if (report) this.sendReport(id, report.version, report.status);
-		}, REPORT_DEBOUNCE_MS);
-	}
-
 	/** Reports the terminal status and remembers that the shard has it. Never throws. */
 	private async reportTerminal(): Promise<void> {
 		const r = this.record;
 		if (!r || !isTerminal(r.status) || this.terminalReported) return;
-		try {
-			await statsShardFor(this.env, r.id, this.cfg.healthShards).report(r.id, r.version, r.status);
-		} catch (e) {
-			console.error(`task ${r.id}: health report failed, the alarm retries it: ${String(e)}`);
-			return;
-		}
-		if (this.record === r) this.terminalReported = true;
-	}
-
-	private sendReport(id: string, version: number, status: TaskStatus | null): void {
-		const shard = statsShardFor(this.env, id, this.cfg.healthShards);
-		this.ctx.waitUntil(
-			shard.report(id, version, status).catch((e: unknown) => console.error(`task ${id}: health report failed: ${String(e)}`)),
-		);
+		const acknowledged = await this.health.terminal(r.id, r.version, r.status);
+		if (acknowledged && this.record === r) this.terminalReported = true;
 	}
 }
