@@ -14,6 +14,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 export interface DevServer {
 	url: string;
 	port: number;
+	/** wrangler's DevTools inspector for the worker (Chrome DevTools protocol over WebSocket at /ws). */
+	inspectorPort: number;
 	child: ChildProcess;
 	/** Everything wrangler printed so far (stdout and stderr). */
 	output(): string;
@@ -54,6 +56,7 @@ export function freePort(): Promise<number> {
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
 	const port = options.port ?? (await freePort());
+	const inspectorPort = await freePort();
 	const args = [
 		join(root, "node_modules/wrangler/bin/wrangler.js"),
 		"dev",
@@ -62,7 +65,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 		"--port",
 		String(port),
 		"--inspector-port",
-		String(await freePort()),
+		String(inspectorPort),
 		"--show-interactive-dev-session=false",
 		"--config",
 		options.config ?? join(root, "wrangler.toml"),
@@ -115,7 +118,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 		if (log.includes("Ready on")) {
 			try {
 				const res = await fetch(`${url}/health`);
-				if (res.ok) return { url, port, child, output: () => log, stop };
+				if (res.ok) return { url, port, inspectorPort, child, output: () => log, stop };
 			} catch {
 				/* not listening yet */
 			}

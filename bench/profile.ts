@@ -1,0 +1,109 @@
+/**
+ * Where the runtime's time goes under load: `node bench/profile.ts [-- --tasks N --conc C]`.
+ *
+ * Starts `wrangler dev` on this checkout (fresh state in a temp dir; do not edit src/ while it
+ * runs: wrangler would reload), attaches to its DevTools inspector, samples the worker's V8 CPU
+ * profile while N no-op tasks run at concurrency C, and prints the functions with the most self
+ * time, then the same by bundle line. Samples inside a native call (a Durable Object stub call,
+ * a SQLite statement) count to the JavaScript function that made it.
+ * Plain Node 24 (type stripping): erasable TypeScript only.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startDevServer } from "../scripts/devServer.ts";
+import { runPool } from "./lib.ts";
+
+interface CallFrame {
+	functionName: string;
+	url: string;
+	lineNumber: number;
+}
+interface ProfileNode {
+	id: number;
+	callFrame: CallFrame;
+}
+interface Profile {
+	nodes: ProfileNode[];
+	samples: number[];
+}
+
+function option(name: string, fallback: number): number {
+	const i = process.argv.indexOf(name);
+	const v = i >= 0 ? Number(process.argv[i + 1]) : Number.NaN;
+	return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
+}
+
+/** A minimal Chrome DevTools protocol client: numbered calls, answers matched by id. */
+async function inspector(port: number) {
+	// The inspector proxy wants an Origin on loopback; Node's WebSocket (undici) takes `{ headers }`.
+	const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { origin: "http://127.0.0.1" } } as unknown as string[]);
+	const answers = new Map<number, (result: unknown) => void>();
+	let next = 0;
+	ws.addEventListener("message", (e: MessageEvent<string>) => {
+		const m = JSON.parse(e.data) as { id?: number; result?: unknown };
+		if (m.id !== undefined) answers.get(m.id)?.(m.result);
+	});
+	await new Promise<void>((resolve, reject) => {
+		ws.addEventListener("open", () => resolve());
+		ws.addEventListener("error", () => reject(new Error(`cannot attach to the inspector on port ${port}`)));
+	});
+	return {
+		call<T>(method: string, params: object = {}): Promise<T> {
+			const id = ++next;
+			ws.send(JSON.stringify({ id, method, params }));
+			return new Promise<T>((resolve) => answers.set(id, resolve as (r: unknown) => void));
+		},
+		close: () => ws.close(),
+	};
+}
+
+function printTop(title: string, samples: Map<string, number>, total: number, rows = 25): void {
+	console.log(`\n${title} (share of ${total} samples)`);
+	for (const [key, n] of [...samples].sort((a, b) => b[1] - a[1]).slice(0, rows)) {
+		console.log(`${((100 * n) / total).toFixed(1).padStart(6)} %  ${key}`);
+	}
+}
+
+const tasks = option("--tasks", 1000);
+const conc = option("--conc", 50);
+const stateDir = mkdtempSync(join(tmpdir(), "edgetask-profile-"));
+const server = await startDevServer({ persistTo: stateDir });
+try {
+	const submit = async () => {
+		const res = await fetch(`${server.url}/v1/tasks`, {
+			method: "POST",
+			headers: { "content-type": "application/json", prefer: "wait=30" },
+			body: JSON.stringify({ type: "sleep", input: { ms: 0 } }),
+		});
+		await res.text();
+		return res.status;
+	};
+	await runPool(50, 10, 30_000, submit); // warm up: bundle loaded, shards open
+	const devtools = await inspector(server.inspectorPort);
+	await devtools.call("Profiler.enable");
+	await devtools.call("Profiler.setSamplingInterval", { interval: 200 });
+	await devtools.call("Profiler.start");
+	const t0 = performance.now();
+	const { results } = await runPool(tasks, conc, 300_000, submit);
+	const seconds = (performance.now() - t0) / 1000;
+	const { profile } = await devtools.call<{ profile: Profile }>("Profiler.stop");
+	devtools.close();
+	console.log(`${results.length} tasks at concurrency ${conc} in ${seconds.toFixed(1)} s (${(results.length / seconds).toFixed(1)}/s)`);
+
+	const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+	const byFunction = new Map<string, number>();
+	const byFile = new Map<string, number>();
+	for (const id of profile.samples) {
+		const f = nodes.get(id)!;
+		const file = f.url ? f.url.replace(/^.*\//, "") : "(runtime)";
+		const fn = `${f.functionName || "(anonymous)"}  ${file}:${f.lineNumber + 1}`;
+		byFunction.set(fn, (byFunction.get(fn) ?? 0) + 1);
+		byFile.set(file, (byFile.get(file) ?? 0) + 1);
+	}
+	printTop("self time by function (bundle line numbers: .wrangler/tmp/dev-*/index.js)", byFunction, profile.samples.length);
+	printTop("self time by file", byFile, profile.samples.length, 10);
+} finally {
+	await server.stop();
+	rmSync(stateDir, { recursive: true, force: true });
+}
