@@ -3,9 +3,16 @@ import type { TaskStatus } from "./task";
 
 export type StatusCounts = Record<TaskStatus, number>;
 
+/** A task's status as of `version`; `null` means the task expired and no longer counts. */
+export interface StatusReport {
+	id: string;
+	version: number;
+	status: TaskStatus | null;
+}
+
 /**
- * One shard of the health counters. Each task's object reports its status changes here, off the
- * request path; `GET /health` sums the shards. A row per live task (rather than +1/-1 counters)
+ * One shard of the health counters. Task objects report their status changes here, off the
+ * request path and batched per isolate (`src/healthReports.ts`); `GET /health` sums the shards. A row per live task (rather than +1/-1 counters)
  * keeps the counts right when a report is repeated, and `version` drops reports that arrive late.
  */
 export class StatsShard extends DurableObject<Env> {
@@ -14,6 +21,11 @@ export class StatsShard extends DurableObject<Env> {
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.sql.exec("CREATE TABLE IF NOT EXISTS task_status (id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL)");
+	}
+
+	/** Records a batch of reports in one write. */
+	reportMany(reports: StatusReport[]): void {
+		for (const { id, version, status } of reports) this.report(id, version, status);
 	}
 
 	/** Records a task's status; `null` means the task expired and no longer counts. */
@@ -41,9 +53,9 @@ export class StatsShard extends DurableObject<Env> {
 	}
 }
 
-/** The shard that counts task `id` (FNV-1a of the id, so a task always reports to one shard). */
-export function statsShardFor(env: Env, id: string, shards: number): DurableObjectStub<StatsShard> {
+/** The shard of a task created before tasks carried their shard (FNV-1a of the id). */
+export function shardIndexFor(id: string, shards: number): number {
 	let hash = 0x811c9dc5;
 	for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193) >>> 0;
-	return env.STATS.getByName(`shard-${hash % shards}`);
+	return hash % shards;
 }

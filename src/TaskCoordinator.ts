@@ -123,6 +123,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			runAfter: 0,
 			expiresAt: null,
 			version: 0,
+			healthShard: this.health.shardForNewTask(),
 			eventSeq: 0,
 			webhookOutbox: [],
 			webhookLog: [],
@@ -508,7 +509,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		this.followerCache = null;
-		this.health.expired(r.id, r.version + 1);
+		this.health.expired(r, r.version + 1);
 	}
 
 	// ---- events and webhooks ----
@@ -533,7 +534,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			wantsWebhook = this.webhooks.add(r, event);
 		}
 		this.persist();
-		this.health.changed(r.id, r.version, r.status);
+		this.health.changed(r);
 		if (!event) return;
 		const followers = this.followers();
 		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
@@ -611,7 +612,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private async reportTerminal(): Promise<void> {
 		const r = this.record;
 		if (!r || !isTerminal(r.status) || this.terminalReported) return;
-		const acknowledged = await this.health.terminal(r.id, r.version, r.status);
+		const acknowledged = await this.health.terminal(r);
 		if (acknowledged && this.record === r) this.terminalReported = true;
 	}
 }

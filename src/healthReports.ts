@@ -1,17 +1,44 @@
-import { statsShardFor } from "./StatsShard";
-import { isTerminal, type TaskStatus } from "./task";
+import { shardIndexFor, type StatusReport } from "./StatsShard";
+import { isTerminal, type TaskRecord } from "./task";
 
 /** Passing statuses are coalesced over this window: a task that ends quickly sends one report, not four. */
 const REPORT_DEBOUNCE_MS = 1000;
+/** Reports wait this long for others from the same isolate to share one shard call. */
+const BATCH_WINDOW_MS = 25;
+/** A batch still unsent this long after it was due lost its sender (an instance reset): send it again. */
+const SENDER_LOST_MS = 1000;
+/** How long a task object waits for its terminal report to be acknowledged before leaving it to its alarm. */
+const ACK_WAIT_MS = 2000;
+/** How often a task object looks whether its terminal report was acknowledged. */
+const ACK_POLL_MS = 10;
+
+interface Outgoing {
+	report: StatusReport;
+	/** Set by the sender: the call ended, and whether the shard has the report. */
+	settled: boolean;
+	acknowledged: boolean;
+}
+
+/**
+ * Reports waiting to go out, from every task object this isolate hosts (module state is shared
+ * by them), grouped by shard: one call and one write per shard per window instead of one per
+ * task. Deployed, each isolate hosts few tasks and this degrades to about a call per report.
+ */
+const outbox = new Map<number, Outgoing[]>();
+/** When the pending batch is due (0: none scheduled). */
+let batchDueAt = 0;
+
+/** This isolate's shard: every task created here reports there, so reports of one isolate batch together. */
+const isolateShardSeed = Math.random();
 
 /**
  * One task object's reports to its health shard (`StatsShard`), off the request path. A passing
- * status (queued, running) goes out REPORT_DEBOUNCE_MS after the first change, carrying the latest;
- * a lost one is overtaken by the next. The terminal status is sent by `terminal()`, whose answer
+ * status (queued, running) goes out REPORT_DEBOUNCE_MS after the first change, carrying the
+ * latest; a lost one is overtaken by the next. The terminal status is sent by `terminal()`, which
  * says whether the shard has it: the task object keeps its alarm early and retries until it does.
  */
 export class HealthReports {
-	private pending: { version: number; status: TaskStatus } | null = null;
+	private pending: StatusReport | null = null;
 	private timer = 0;
 
 	constructor(
@@ -20,37 +47,48 @@ export class HealthReports {
 		private readonly shards: number,
 	) {}
 
+	/** The shard a new task reports to, for its whole life. */
+	shardForNewTask(): number {
+		return Math.floor(isolateShardSeed * this.shards);
+	}
+
 	/** The task's status changed. A terminal status drops the pending passing one (`terminal()` follows). */
-	changed(id: string, version: number, status: TaskStatus): void {
-		if (isTerminal(status)) {
+	changed(r: TaskRecord): void {
+		if (isTerminal(r.status)) {
 			this.dropPending();
 			return;
 		}
-		this.pending = { version, status };
+		this.pending = { id: r.id, version: r.version, status: r.status };
 		if (this.timer) return;
+		const shard = this.shardOf(r);
 		this.timer = setTimeout(() => {
 			this.timer = 0;
 			const report = this.pending;
 			this.pending = null;
-			if (report) this.send(id, report.version, report.status);
+			if (report) this.enqueue(shard, report);
 		}, REPORT_DEBOUNCE_MS);
 	}
 
-	/** Reports the terminal status; true once the shard has it. Never throws. */
-	async terminal(id: string, version: number, status: TaskStatus): Promise<boolean> {
-		try {
-			await statsShardFor(this.env, id, this.shards).report(id, version, status);
-			return true;
-		} catch (e) {
-			console.error(`task ${id}: health report failed, the alarm retries it: ${String(e)}`);
-			return false;
-		}
+	/**
+	 * Reports the terminal status; true once the shard has it. Never throws. The answer is read
+	 * from the batch entry rather than awaited across objects: a promise settled by another
+	 * object's call may run its continuation only at this object's next event.
+	 */
+	async terminal(r: TaskRecord): Promise<boolean> {
+		const entry = this.enqueue(this.shardOf(r), { id: r.id, version: r.version, status: r.status });
+		const giveUpAt = Date.now() + ACK_WAIT_MS;
+		while (!entry.settled && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
+		return entry.acknowledged;
 	}
 
 	/** The task expired: it no longer counts. */
-	expired(id: string, version: number): void {
+	expired(r: TaskRecord, version: number): void {
 		this.dropPending();
-		this.send(id, version, null);
+		this.enqueue(this.shardOf(r), { id: r.id, version, status: null });
+	}
+
+	private shardOf(r: TaskRecord): number {
+		return r.healthShard ?? shardIndexFor(r.id, this.shards);
 	}
 
 	private dropPending(): void {
@@ -59,10 +97,37 @@ export class HealthReports {
 		this.pending = null;
 	}
 
-	private send(id: string, version: number, status: TaskStatus | null): void {
-		const shard = statsShardFor(this.env, id, this.shards);
-		this.ctx.waitUntil(
-			shard.report(id, version, status).catch((e: unknown) => console.error(`task ${id}: health report failed: ${String(e)}`)),
-		);
+	/** Adds a report to this isolate's outbox and makes sure a send is due. */
+	private enqueue(shard: number, report: StatusReport): Outgoing {
+		const entry: Outgoing = { report, settled: false, acknowledged: false };
+		const list = outbox.get(shard);
+		if (list) list.push(entry);
+		else outbox.set(shard, [entry]);
+		const now = Date.now();
+		if (batchDueAt === 0 || now > batchDueAt + SENDER_LOST_MS) {
+			batchDueAt = now + BATCH_WINDOW_MS;
+			this.ctx.waitUntil(sendBatchAfter(this.env, BATCH_WINDOW_MS));
+		}
+		return entry;
 	}
+}
+
+/** Sends everything in the outbox, one call per shard; failed reports are left to their tasks' alarms. */
+async function sendBatchAfter(env: Env, delayMs: number): Promise<void> {
+	await new Promise((resolve) => setTimeout(resolve, delayMs));
+	batchDueAt = 0;
+	const batches = [...outbox];
+	outbox.clear();
+	await Promise.all(
+		batches.map(async ([shard, entries]) => {
+			try {
+				await env.STATS.getByName(`shard-${shard}`).reportMany(entries.map((e) => e.report));
+				for (const e of entries) e.acknowledged = true;
+			} catch (e) {
+				console.error(`health shard ${shard}: ${entries.length} reports not delivered: ${String(e)}`);
+			} finally {
+				for (const e of entries) e.settled = true;
+			}
+		}),
+	);
 }

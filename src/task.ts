@@ -102,6 +102,8 @@ export interface TaskRecord extends TaskSpec {
 	expiresAt: number | null;
 	/** Bumped on every change; orders the health reports. */
 	version: number;
+	/** The health shard this task reports to (absent on tasks stored before it was recorded). */
+	healthShard?: number;
 	/** Sequence number of the last event emitted. */
 	eventSeq: number;
 	/** Webhook deliveries not yet done: event seq, attempts made, when to try next. */

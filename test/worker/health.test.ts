@@ -1,7 +1,6 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { statsShardFor } from "../../src/StatsShard";
 import { toSpec } from "../../src/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, getTask, settled, submitTask } from "./support/api";
@@ -66,6 +65,27 @@ it("counts running tasks while they run, then their results", async () => {
 	expect(after.running).toBe(base.running);
 });
 
+it("counts a burst of tasks that end together exactly once each, all in this isolate's shard", async () => {
+	const base = await health();
+	const ids = Array.from({ length: 30 }, () => newId());
+	const results = await Promise.all(ids.map((id) => submitTask({ id, type: "echo", input: id }, { wait: 10 })));
+	for (const { body } of results) expect(body.status).toBe("succeeded");
+
+	const after = await healthUntil((h) => h.results_pending >= base.results_pending + 30, "30 more results");
+	expect(after.results_pending).toBe(base.results_pending + 30);
+	expect({ queued: after.queue_size, running: after.running }).toEqual({ queued: base.queue_size, running: base.running });
+	// Reports from one isolate share shard calls, so all of its tasks count in one shard.
+	const shardsHolding = new Set<number>();
+	for (let i = 0; i < HEALTH_SHARDS; i++) {
+		const held = await runInDurableObject(env.STATS.getByName(`shard-${i}`), (_instance, state) =>
+			ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM task_status WHERE id = ?", id).toArray().length > 0),
+		);
+		if (held.length > 0) shardsHolding.add(i);
+		expect(held.length === 0 || held.length === ids.length, `shard ${i} holds ${held.length} of the 30`).toBe(true);
+	}
+	expect(shardsHolding.size).toBe(1);
+});
+
 it("counts a task waiting for its message in queue_size", async () => {
 	const base = await health();
 	const id = newId();
@@ -81,13 +101,18 @@ it("stops counting a task once its TTL has deleted it", async () => {
 	const id = newId();
 	const { body } = await submitTask({ id, type: "echo", input: 1, ttl_s: 1 }, { wait: 10 });
 	expect(body.status).toBe("succeeded");
-	const shard = statsShardFor(env, id, HEALTH_SHARDS);
-	const row = () =>
-		runInDurableObject(
-			shard,
-			(_instance, state) =>
-				state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
-		);
+	// The task reports to its isolate's shard; look in every shard.
+	const row = async () => {
+		for (let i = 0; i < HEALTH_SHARDS; i++) {
+			const status = await runInDurableObject(
+				env.STATS.getByName(`shard-${i}`),
+				(_instance, state) =>
+					state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
+			);
+			if (status !== null) return status;
+		}
+		return null;
+	};
 
 	await eventually(async () => ((await row()) === "succeeded" ? true : undefined), "the shard to count the result", 5000);
 	await sleep(Date.parse(body.finished_at ?? "") + 1100 - Date.now());
