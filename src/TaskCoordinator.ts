@@ -103,9 +103,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		}
 		const now = Date.now();
 		this.terminalReported = false;
-		this.sql.exec(`CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL);
-			CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL);
-			CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY);`);
+		// Every task creates a database, so it creates as little as it can: no separate index for
+		// the key (WITHOUT ROWID), and the followers table only once a hub follows.
+		this.sql.exec(`CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+			CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL);`);
 		this.record = {
 			...spec,
 			status: "queued",
@@ -229,6 +230,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (!isTerminal(r.status)) {
 			const followers = this.followers();
 			if (!followers.has(hub) && followers.size >= MAX_FOLLOWERS) return "too_many_followers";
+			this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY) WITHOUT ROWID");
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 			followers.add(hub);
 		}
@@ -236,9 +238,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	async unfollow(hub: string): Promise<void> {
-		if (!this.record) return;
+		if (!this.record || !this.followers().delete(hub)) return;
 		this.sql.exec("DELETE FROM followers WHERE hub = ?", hub);
-		this.followers().delete(hub);
 	}
 
 	/** Only for the WebSocket upgrade of `GET /v1/tasks/{id}/ws` (`?after=N` replays from N). */
@@ -552,12 +553,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	private followers(): Set<string> {
-		this.followerCache ??= new Set(
-			this.sql
-				.exec<{ hub: string }>("SELECT hub FROM followers")
-				.toArray()
-				.map((row) => row.hub),
-		);
+		if (this.followerCache) return this.followerCache;
+		const hasTable = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'followers'").toArray().length > 0;
+		const rows = hasTable ? this.sql.exec<{ hub: string }>("SELECT hub FROM followers").toArray() : [];
+		this.followerCache = new Set(rows.map((row) => row.hub));
 		return this.followerCache;
 	}
 
