@@ -22,6 +22,7 @@ interface CallFrame {
 interface ProfileNode {
 	id: number;
 	callFrame: CallFrame;
+	children?: number[];
 }
 interface Profile {
 	nodes: ProfileNode[];
@@ -92,16 +93,29 @@ try {
 	console.log(`${results.length} tasks at concurrency ${conc} in ${seconds.toFixed(1)} s (${(results.length / seconds).toFixed(1)}/s)`);
 
 	const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+	const parents = new Map<number, number>();
+	for (const n of profile.nodes) for (const child of n.children ?? []) parents.set(child, n.id);
+	const name = (f: CallFrame) => {
+		const file = f.url ? f.url.replace(/^.*\//, "") : "(runtime)";
+		return `${f.functionName || "(anonymous)"}  ${file}:${f.lineNumber + 1}`;
+	};
 	const byFunction = new Map<string, number>();
 	const byFile = new Map<string, number>();
+	/** Runtime (native) calls made from our code, by the JavaScript function that made them. */
+	const nativeByCaller = new Map<string, number>();
 	for (const id of profile.samples) {
 		const f = nodes.get(id)!;
+		byFunction.set(name(f), (byFunction.get(name(f)) ?? 0) + 1);
 		const file = f.url ? f.url.replace(/^.*\//, "") : "(runtime)";
-		const fn = `${f.functionName || "(anonymous)"}  ${file}:${f.lineNumber + 1}`;
-		byFunction.set(fn, (byFunction.get(fn) ?? 0) + 1);
 		byFile.set(file, (byFile.get(file) ?? 0) + 1);
+		const parent = parents.get(id);
+		if (!f.url && f.functionName && parent !== undefined && nodes.get(parent)!.url) {
+			const key = `${f.functionName} ← ${name(nodes.get(parent)!)}`;
+			nativeByCaller.set(key, (nativeByCaller.get(key) ?? 0) + 1);
+		}
 	}
 	printTop("self time by function (bundle line numbers: .wrangler/tmp/dev-*/index.js)", byFunction, profile.samples.length);
+	printTop("runtime calls (SQLite exec, setAlarm, …) by caller", nativeByCaller, profile.samples.length, 15);
 	printTop("self time by file", byFile, profile.samples.length, 10);
 } finally {
 	await server.stop();

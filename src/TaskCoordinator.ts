@@ -107,6 +107,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		// the key (WITHOUT ROWID), and the followers table only once a hub follows.
 		this.sql.exec(`CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
 			CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, event TEXT NOT NULL);`);
+		this.followerCache = new Set();
 		this.record = {
 			...spec,
 			status: "queued",
