@@ -12,8 +12,9 @@ export interface StatusReport {
 
 /**
  * One shard of the health counters. Task objects report their status changes here, off the
- * request path and batched per isolate (`src/healthReports.ts`); `GET /health` sums the shards. A row per live task (rather than +1/-1 counters)
- * keeps the counts right when a report is repeated, and `version` drops reports that arrive late.
+ * request path and batched per isolate (`src/healthReports.ts`); `GET /health` sums the shards.
+ * A row per live task (rather than +1/-1 counters) keeps the counts right when a report is
+ * repeated, and `version` drops reports that arrive late.
  */
 export class StatsShard extends DurableObject<Env> {
 	private readonly sql = this.ctx.storage.sql;
