@@ -28,8 +28,10 @@ const outbox = new Map<number, Outgoing[]>();
 /** When the pending batch is due (0: none scheduled). */
 let batchDueAt = 0;
 
-/** This isolate's shard: every task created here reports there, so reports of one isolate batch together. */
-const isolateShardSeed = Math.random();
+/** Tasks created in the same second of one isolate share a shard for life, so their reports batch. */
+const SHARD_PERIOD_MS = 1000;
+/** Where this isolate starts in the shard rotation, so isolates do not move in step. */
+const isolateShardOffset = Math.floor(Math.random() * 1_000_000);
 
 /**
  * One task object's reports to its health shard (`StatsShard`), off the request path. A passing
@@ -47,9 +49,13 @@ export class HealthReports {
 		private readonly shards: number,
 	) {}
 
-	/** The shard a new task reports to, for its whole life. */
+	/**
+	 * The shard a new task reports to, for its whole life. Tasks created together tend to end
+	 * together, so giving one second's tasks one shard lets their reports share calls, while the
+	 * rotation spreads every isolate's tasks over all shards: no shard sees every task.
+	 */
 	shardForNewTask(): number {
-		return Math.floor(isolateShardSeed * this.shards);
+		return (isolateShardOffset + Math.floor(Date.now() / SHARD_PERIOD_MS)) % this.shards;
 	}
 
 	/** The task's status changed. A terminal status drops the pending passing one (`terminal()` follows). */

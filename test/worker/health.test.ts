@@ -65,7 +65,7 @@ it("counts running tasks while they run, then their results", async () => {
 	expect(after.running).toBe(base.running);
 });
 
-it("counts a burst of tasks that end together exactly once each, all in this isolate's shard", async () => {
+it("counts a burst of tasks that end together exactly once each, in the shard of their creation second", async () => {
 	const base = await health();
 	const ids = Array.from({ length: 30 }, () => newId());
 	const results = await Promise.all(ids.map((id) => submitTask({ id, type: "echo", input: id }, { wait: 10 })));
@@ -74,16 +74,19 @@ it("counts a burst of tasks that end together exactly once each, all in this iso
 	const after = await healthUntil((h) => h.results_pending >= base.results_pending + 30, "30 more results");
 	expect(after.results_pending).toBe(base.results_pending + 30);
 	expect({ queued: after.queue_size, running: after.running }).toEqual({ queued: base.queue_size, running: base.running });
-	// Reports from one isolate share shard calls, so all of its tasks count in one shard.
-	const shardsHolding = new Set<number>();
+	// Tasks created in the same second share a shard (so their reports share calls): a burst
+	// lands in one shard, or two if it straddles a second, and each task is counted once.
+	const held: number[] = [];
 	for (let i = 0; i < HEALTH_SHARDS; i++) {
-		const held = await runInDurableObject(env.STATS.getByName(`shard-${i}`), (_instance, state) =>
-			ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM task_status WHERE id = ?", id).toArray().length > 0),
+		const n = await runInDurableObject(
+			env.STATS.getByName(`shard-${i}`),
+			(_instance, state) =>
+				ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM task_status WHERE id = ?", id).toArray().length > 0).length,
 		);
-		if (held.length > 0) shardsHolding.add(i);
-		expect(held.length === 0 || held.length === ids.length, `shard ${i} holds ${held.length} of the 30`).toBe(true);
+		if (n > 0) held.push(n);
 	}
-	expect(shardsHolding.size).toBe(1);
+	expect(held.reduce((a, b) => a + b, 0)).toBe(30);
+	expect(held.length).toBeLessThanOrEqual(2);
 });
 
 it("counts a task waiting for its message in queue_size", async () => {
