@@ -54,6 +54,11 @@ export class StatsShard extends DurableObject<Env> {
 	}
 }
 
+/** Health shard number `index` (0 ≤ index < HEALTH_SHARDS): the one place that names them. */
+export function statsShard(env: Env, index: number): DurableObjectStub<StatsShard> {
+	return env.STATS.getByName(`shard-${index}`);
+}
+
 /** The shard of a task created before tasks carried their shard (FNV-1a of the id). */
 export function shardIndexFor(id: string, shards: number): number {
 	let hash = 0x811c9dc5;

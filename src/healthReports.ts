@@ -1,4 +1,4 @@
-import { shardIndexFor, type StatusReport } from "./StatsShard";
+import { shardIndexFor, statsShard, type StatusReport } from "./StatsShard";
 import { isTerminal, type TaskRecord } from "./task";
 
 /** Passing statuses are coalesced over this window: a task that ends quickly sends one report, not four. */
@@ -127,7 +127,7 @@ async function sendBatchAfter(env: Env, delayMs: number): Promise<void> {
 	await Promise.all(
 		batches.map(async ([shard, entries]) => {
 			try {
-				await env.STATS.getByName(`shard-${shard}`).reportMany(entries.map((e) => e.report));
+				await statsShard(env, shard).reportMany(entries.map((e) => e.report));
 				for (const e of entries) e.acknowledged = true;
 			} catch (e) {
 				console.error(`health shard ${shard}: ${entries.length} reports not delivered: ${String(e)}`);

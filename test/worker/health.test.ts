@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
+import { statsShard } from "../../src/StatsShard";
 import { toSpec } from "../../src/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, getTask, settled, submitTask } from "./support/api";
@@ -79,7 +80,7 @@ it("counts a burst of tasks that end together exactly once each, in the shard of
 	const held: number[] = [];
 	for (let i = 0; i < HEALTH_SHARDS; i++) {
 		const n = await runInDurableObject(
-			env.STATS.getByName(`shard-${i}`),
+			statsShard(env, i),
 			(_instance, state) =>
 				ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM task_status WHERE id = ?", id).toArray().length > 0).length,
 		);
@@ -108,7 +109,7 @@ it("stops counting a task once its TTL has deleted it", async () => {
 	const row = async () => {
 		for (let i = 0; i < HEALTH_SHARDS; i++) {
 			const status = await runInDurableObject(
-				env.STATS.getByName(`shard-${i}`),
+				statsShard(env, i),
 				(_instance, state) =>
 					state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
 			);
