@@ -1,12 +1,23 @@
 import { DurableObject } from "cloudflare:workers";
 import { settings, type Settings } from "./config";
-import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./events";
-import { Fanout, MAX_FOLLOWERS } from "./fanout";
+import { HealthReports } from "./health/reports";
+import { backoffMs } from "./lib/backoff";
+import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { findProcessor, PermanentError, type Processor } from "./processors";
-import { HealthReports } from "./healthReports";
-import { Throttle } from "./throttle";
-import { isTerminal, toTask, type Task, type TaskError, type TaskMessage, type TaskRecord, type TaskSpec, type TaskStatus } from "./task";
-import { WebhookOutbox } from "./WebhookOutbox";
+import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
+import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
+import {
+	isTerminal,
+	toTask,
+	type Task,
+	type TaskError,
+	type TaskMessage,
+	type TaskRecord,
+	type TaskSpec,
+	type TaskStatus,
+} from "./task/model";
+import { Throttle } from "./task/throttle";
+import { WebhookOutbox } from "./webhooks/outbox";
 
 /** Longest gap between re-sends of a message presumed lost. */
 const MAX_RECOVERY_GAP_MS = 3_600_000;
@@ -20,13 +31,18 @@ const REPORT_RETRY_MS = 2000;
 /** Longest progress message stored and sent. */
 export const MAX_PROGRESS_MESSAGE = 256;
 
-/** Exponential backoff with full jitter between attempts: up to 1 s, 2 s, 4 s … capped at 60 s. */
+/** Backoff with full jitter between attempts: up to 1 s, 2 s, 4 s … capped at 60 s. */
 function retryBackoffMs(attemptsSoFar: number): number {
-	return Math.round(Math.random() * Math.min(60_000, 1000 * 2 ** (attemptsSoFar - 1)));
+	return backoffMs(attemptsSoFar, { baseMs: 1000, capMs: 60_000, jitter: true });
 }
 
 export type CreateOutcome = "created" | "existing" | "conflict";
-export type DispatchOutcome = "scheduled" | "duplicate" | "running" | "finished" | "unknown";
+/**
+ * What a queue message did to its task: `started` (its attempt began), `gated` (delivered, but it
+ * may not start yet: it waits for its turn), or nothing because the task was `already_dispatched`,
+ * `already_running`, `already_finished`, or is an `unknown_task`.
+ */
+export type DispatchOutcome = "started" | "gated" | "already_dispatched" | "already_running" | "already_finished" | "unknown_task";
 export type CancelOutcome = "canceled" | "already_finished" | "unknown";
 
 type AttemptResult =
@@ -35,7 +51,10 @@ type AttemptResult =
 /**
  * One Durable Object per task: it owns the task's state, runs the task, and tells everyone who
  * waits on it (long-polls, WebSockets, SSE streams, multi-task hubs, a webhook) the instant
- * anything happens. The whole task lifecycle is in this file.
+ * anything happens. The task's lifecycle (create, dispatch, run, retry, finish, expire) is decided
+ * in this file; what it delegates has names: fan-out to waiters and subscribers (task/fanout.ts),
+ * webhook deliveries (webhooks/outbox.ts), health reports (health/reports.ts), progress
+ * coalescing (task/throttle.ts).
  *
  * `create` stores the task as `queued`; the API then sends its queue message; the consumer's
  * `dispatch` starts the attempt at once (waiting for the alarm would add ~10 ms locally) and
@@ -90,8 +109,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			schedule: () => this.schedule(),
 		});
 		this.record = this.load();
-		// `{"type":"ping"}` is answered by the runtime without waking a hibernated object.
-		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+		answerPings(ctx);
 	}
 
 	// ---- RPC: called by the API, the consumer and subscription hubs ----
@@ -162,15 +180,18 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async dispatch(): Promise<DispatchOutcome> {
 		const r = this.record;
-		if (!r) return "unknown";
-		if (isTerminal(r.status)) return "finished";
-		if (r.status === "running") return "running";
-		if (r.dispatched) return "duplicate";
+		if (!r) return "unknown_task";
+		if (isTerminal(r.status)) return "already_finished";
+		if (r.status === "running") return "already_running";
+		if (r.dispatched) return "already_dispatched";
 		r.dispatched = true;
 		// Starting stores `dispatched` with the running state; a gated task stores it now.
-		if (this.mayStart(r)) void this.startAttempt(r);
-		else await this.save();
-		return "scheduled";
+		if (this.mayStart(r)) {
+			void this.startAttempt(r);
+			return "started";
+		}
+		await this.save();
+		return "gated";
 	}
 
 	/** The task now, or once it is terminal if that happens within `waitMs`; null if unknown. */
@@ -255,27 +276,17 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Client frames on a per-task socket: `ping` is answered by the runtime; anything else is an error. */
 	override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
 		const text = typeof message === "string" ? message.slice(0, 64) : "(binary)";
-		try {
-			ws.send(
-				JSON.stringify({
-					type: "error",
-					error: {
-						code: "bad_frame",
-						message: `Only {"type":"ping"} is accepted here (got ${JSON.stringify(text)}); follow many tasks on /v1/ws`,
-					},
-				}),
-			);
-		} catch {
-			/* closing */
-		}
+		sendJson(ws, {
+			type: "error",
+			error: {
+				code: "bad_frame",
+				message: `Only {"type":"ping"} is accepted here (got ${JSON.stringify(text)}); follow many tasks on /v1/ws`,
+			},
+		});
 	}
 
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-		try {
-			ws.close(code === 1005 ? 1000 : code, reason);
-		} catch {
-			/* already closed */
-		}
+		echoClose(ws, code, reason);
 	}
 
 	// ---- the alarm: every deadline of the task ----
@@ -497,7 +508,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			console.error(`task ${r.id}: recovery re-send failed: ${String(e)}`);
 		}
 		r.recoveries += 1;
-		r.recoverAt = Date.now() + Math.min(this.cfg.queuedRecoveryS * 1000 * 2 ** r.recoveries, MAX_RECOVERY_GAP_MS);
+		r.recoverAt = Date.now() + backoffMs(r.recoveries + 1, { baseMs: this.cfg.queuedRecoveryS * 1000, capMs: MAX_RECOVERY_GAP_MS });
 		await this.save();
 	}
 

@@ -17,8 +17,20 @@ function positive(raw: string | undefined, fallback: number): number {
 	return Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-/** Reads the settings from the worker's env (vars arrive as strings). */
+/** Settings per env object: parsed once per isolate, not on every call (an env is fixed for an isolate's life). */
+const parsed = new WeakMap<Env, Settings>();
+
+/** The settings of the worker's env (vars arrive as strings). */
 export function settings(env: Env): Settings {
+	let s = parsed.get(env);
+	if (!s) {
+		s = parse(env);
+		parsed.set(env, s);
+	}
+	return s;
+}
+
+function parse(env: Env): Settings {
 	return {
 		defaultTtlS: positive(env.DEFAULT_TTL_S, 3600),
 		queuedRecoveryS: positive(env.QUEUED_RECOVERY_S, 30),

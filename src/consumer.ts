@@ -1,9 +1,10 @@
-import type { TaskMessage } from "./task";
-import { TASK_ID } from "./schemas";
+import { TASK_ID } from "./api/schemas";
+import { backoffMs } from "./lib/backoff";
+import type { TaskMessage } from "./task/model";
 
 /** Backoff for a message whose hand-over failed: 1 s, 2 s, 4 s … capped at 60 s. */
 function retryDelayS(attempts: number): number {
-	return Math.min(60, 2 ** Math.max(0, attempts - 1));
+	return backoffMs(attempts, { baseMs: 1000, capMs: 60_000 }) / 1000;
 }
 
 function isTaskMessage(body: unknown): body is TaskMessage {

@@ -8,7 +8,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { taskToken, verifyTaskToken } from "../../src/auth";
+import { taskToken, verifyTaskToken } from "../../src/api/auth";
 import { sleep } from "../shared/waits";
 import { call, type EnvOverrides, errorOf, getTask, ORIGIN, send, submitTask, type TaskView } from "./support/api";
 import { newId } from "./support/ids";

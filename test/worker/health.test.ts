@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { statsShard } from "../../src/StatsShard";
-import { toSpec } from "../../src/tasks";
+import { statsShard } from "../../src/health/StatsShard";
+import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, getTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";

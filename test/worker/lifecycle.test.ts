@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { toSpec } from "../../src/tasks";
+import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { getTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";

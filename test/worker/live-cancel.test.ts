@@ -21,7 +21,7 @@ describe("cancel", () => {
 		expect(body).toMatchObject({ id, status: "canceled", attempts: 0, started_at: null, error: { code: "canceled" } });
 		expect(body.urls.cancel).toMatch(new RegExp(`/v1/tasks/${id}/cancel$`));
 
-		expect(await dispatch(id)).toBe("finished");
+		expect(await dispatch(id)).toBe("already_finished");
 		// Past the queued-recovery delay (2 s in the test bindings), nothing re-sends or starts it.
 		await sleep(2500);
 		const later = await settled(id);

@@ -251,7 +251,7 @@ describe("hibernation of /v1/ws", () => {
 		await evictDurableObject(env.HUBS.getByName(hubs[0]!));
 		await evictDurableObject(env.TASKS.getByName(id));
 
-		expect(await dispatch(id)).toBe("scheduled");
+		expect(await dispatch(id)).toBe("started");
 		await socket.waitFor((f) => isEvent(f) && f.task_id === id && f.type === "succeeded", "succeeded after eviction", 15_000);
 		expect(socket.events(id).map((e) => e.type)).toEqual(["snapshot", "running", "succeeded"]);
 		expect(socket.close).toBeNull();

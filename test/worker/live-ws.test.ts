@@ -170,7 +170,7 @@ describe("hibernation", () => {
 		fresh.send({ type: "ping" });
 		await fresh.waitFor((f) => f.type === "pong", "pong while hibernated");
 
-		expect(await dispatch(id)).toBe("scheduled");
+		expect(await dispatch(id)).toBe("started");
 		const a = await drain(fresh, 15_000);
 		const b = await drain(resumed, 15_000);
 		expect(a.close.code).toBe(1000);

@@ -18,8 +18,8 @@ import {
 } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import type { TaskMessage } from "../../src/task";
-import { toSpec } from "../../src/tasks";
+import type { TaskMessage } from "../../src/task/model";
+import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, errorOf, getTask, pollTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";
@@ -162,7 +162,7 @@ describe("attempts exhausted and dead letters", () => {
 		expect(elapsed).toBeLessThan(10_000);
 
 		// The message turning up after all (or a recovery re-send) changes nothing.
-		expect(await env.TASKS.getByName(id).dispatch()).toBe("finished");
+		expect(await env.TASKS.getByName(id).dispatch()).toBe("already_finished");
 		await deliver("edgetask-tasks", [queueMessage({ id, reason: "recovery" })]);
 		await sleep(2500); // past QUEUED_RECOVERY_S: no recovery alarm fires for a failed task
 		expect((await getTask(id)).body).toMatchObject({ status: "failed", attempts: 0, error: { code: "dead_lettered" }, started_at: null });
@@ -196,7 +196,7 @@ describe("dead letters for tasks already delivered", () => {
 	it("a dead letter arriving while a delivered task backs off before its retry leaves it alone: it retries and succeeds", async () => {
 		const id = await createOnly({ id: newId("rel"), type: "flaky", input: { fail_times: 1 } });
 		const stub = env.TASKS.getByName(id);
-		expect(await stub.dispatch()).toBe("scheduled");
+		expect(await stub.dispatch()).toBe("started");
 		await eventually(async () => ((await storedState(id)).record?.attempts === 1 ? true : undefined), "attempt 1", 5000, 5);
 		// Hold the retry back 3 s, as a longer backoff would (they reach 60 s), so the dead letter
 		// surely lands while the task is queued-and-delivered. (Attempt 1's own backoff is 0-1 s.)
@@ -247,8 +247,8 @@ describe("duplicate delivery", () => {
 		const stub = env.TASKS.getByName(id);
 
 		const outcomes = await Promise.all([stub.dispatch(), stub.dispatch(), stub.dispatch()]);
-		expect(outcomes.filter((o) => o === "scheduled")).toHaveLength(1);
-		for (const o of outcomes.filter((o) => o !== "scheduled")) expect(["duplicate", "running"]).toContain(o);
+		expect(outcomes.filter((o) => o === "started")).toHaveLength(1);
+		for (const o of outcomes.filter((o) => o !== "started")) expect(["already_dispatched", "already_running"]).toContain(o);
 		// More copies through the consumer while it runs.
 		const mid = await deliver("edgetask-tasks", [queueMessage({ id, reason: "submit" }), queueMessage({ id, reason: "recovery" })]);
 		expect(mid.explicitAcks).toHaveLength(2);
@@ -257,7 +257,7 @@ describe("duplicate delivery", () => {
 		expect(done).toMatchObject({ status: "succeeded", attempts: 1, output: { slept_ms: 300 } });
 		const before = await storedState(id);
 
-		expect(await Promise.all([stub.dispatch(), stub.dispatch()])).toEqual(["finished", "finished"]);
+		expect(await Promise.all([stub.dispatch(), stub.dispatch()])).toEqual(["already_finished", "already_finished"]);
 		await deliver("edgetask-tasks", [queueMessage({ id, reason: "submit" }, 3)]);
 		await sleep(500);
 

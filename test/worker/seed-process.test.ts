@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PROCESS_WAIT_S, taskEnvelope, type SeedEnvelope } from "../../src/seed";
+import { PROCESS_WAIT_S, taskEnvelope, type SeedEnvelope } from "../../src/api/seed";
 import { call, getTask, settled, submitTask, type TaskView } from "./support/api";
 import { newId } from "./support/ids";
 

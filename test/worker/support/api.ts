@@ -10,8 +10,8 @@
 import { env, exports } from "cloudflare:workers";
 import { createExecutionContext } from "cloudflare:test";
 import worker from "../../../src/index";
-import type { ErrorBody } from "../../../src/errors";
-import type { Task } from "../../../src/task";
+import type { ErrorBody } from "../../../src/api/errors";
+import type { Task } from "../../../src/task/model";
 import { jsonOrText } from "../../shared/body";
 import { eventually } from "../../shared/waits";
 

@@ -1,6 +1,6 @@
 /** Task events as the live channels (WebSocket, SSE) carry them, and checks on their order. */
 import { expect } from "vitest";
-import type { Task } from "../../../src/task";
+import type { Task } from "../../../src/task/model";
 
 export type EventType = "snapshot" | "queued" | "running" | "progress" | "retrying" | "succeeded" | "failed" | "canceled" | "timed_out";
 export const TERMINAL_TYPES: readonly string[] = ["succeeded", "failed", "canceled", "timed_out"];

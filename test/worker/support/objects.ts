@@ -4,8 +4,8 @@
  */
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
-import { toSpec } from "../../../src/tasks";
-import type { Task, TaskRecord } from "../../../src/task";
+import { toSpec } from "../../../src/api/tasks";
+import type { Task, TaskRecord } from "../../../src/task/model";
 
 export function taskStub(id: string) {
 	return env.TASKS.getByName(id);

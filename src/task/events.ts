@@ -1,4 +1,4 @@
-import type { Task } from "./task";
+import { TERMINAL_STATUSES, type Task, type TaskStatus, type WebhookEventFilter } from "./model";
 
 /**
  * One event model, delivered four ways (long-poll, WebSocket, SSE, webhook). A task emits, in
@@ -19,12 +19,17 @@ export interface TaskEvent {
 	data: Partial<Task>;
 }
 
-export const TERMINAL_EVENTS: readonly TaskEventType[] = ["succeeded", "failed", "canceled", "timed_out"];
-
+/** A terminal event, or a snapshot of a task that has ended: nothing follows it. */
 export function isTerminalEvent(event: TaskEvent): boolean {
-	return (
-		TERMINAL_EVENTS.includes(event.type) || (event.type === "snapshot" && TERMINAL_EVENTS.includes(event.data.status as TaskEventType))
-	);
+	const status = event.type === "snapshot" ? event.data.status : event.type;
+	return TERMINAL_STATUSES.includes(status as TaskStatus);
+}
+
+/** Which webhook filter an event falls under, if any. */
+export function webhookFilterFor(event: TaskEvent): WebhookEventFilter | null {
+	if (event.type === "running") return "start";
+	if (event.type === "progress") return "progress";
+	return event.type !== "snapshot" && isTerminalEvent(event) ? "completed" : null;
 }
 
 export function snapshotEvent(task: Task, seq: number): TaskEvent {

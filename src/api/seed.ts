@@ -1,9 +1,9 @@
 import { admitSubmission, clientKey, withWaitingSlot } from "./admission";
-import { settings } from "./config";
+import { settings } from "../config";
 import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
 import { TASK_ID } from "./schemas";
-import type { Task } from "./task";
+import type { Task } from "../task/model";
 import { submit, toSpec } from "./tasks";
 import type { Context } from "hono";
 

@@ -1,5 +1,5 @@
 import { shardIndexFor, statsShard, type StatusReport } from "./StatsShard";
-import { isTerminal, type TaskRecord } from "./task";
+import { isTerminal, type TaskRecord } from "../task/model";
 
 /** Passing statuses are coalesced over this window: a task that ends quickly sends one report, not four. */
 const REPORT_DEBOUNCE_MS = 1000;

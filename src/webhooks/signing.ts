@@ -1,4 +1,6 @@
-import type { TaskEvent, TaskEventType } from "./events";
+import type { TaskEvent } from "../task/events";
+import { toBase64, fromBase64 } from "../lib/base64";
+import { backoffMs } from "../lib/backoff";
 
 /**
  * Webhook delivery per the Standard Webhooks spec: headers `webhook-id`, `webhook-timestamp`
@@ -7,20 +9,9 @@ import type { TaskEvent, TaskEventType } from "./events";
  * base64 after the prefix (as the spec's libraries expect), any other is used as raw bytes.
  */
 
-export const WEBHOOK_EVENT_FILTERS = ["start", "progress", "completed"] as const;
-export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
-
 /** Attempts per event before giving up; retries back off 2 s, 4 s, 8 s, … (× WEBHOOK_RETRY_BASE_S). */
 export const WEBHOOK_MAX_ATTEMPTS = 6;
 const DELIVERY_TIMEOUT_MS = 10_000;
-
-/** Which filter an event falls under, if any. */
-export function filterFor(type: TaskEventType): WebhookEventFilter | null {
-	if (type === "running") return "start";
-	if (type === "progress") return "progress";
-	if (type === "succeeded" || type === "failed" || type === "canceled" || type === "timed_out") return "completed";
-	return null;
-}
 
 /** https only, except plain http to a loopback host (local development and tests). */
 export function webhookUrlProblem(raw: string): string | null {
@@ -39,11 +30,15 @@ export function webhookUrlProblem(raw: string): string | null {
 
 /** Delay before retry number `attempt` (1 = first retry). */
 export function webhookBackoffMs(attempt: number, baseS: number): number {
-	return Math.min(3_600_000, baseS * 1000 * 2 ** (attempt - 1));
+	return backoffMs(attempt, { baseMs: baseS * 1000, capMs: 3_600_000 });
 }
 
 function secretBytes(secret: string): Uint8Array {
-	if (secret.startsWith("whsec_")) return Uint8Array.from(atob(secret.slice(6)), (c) => c.charCodeAt(0));
+	if (!secret.startsWith("whsec_")) return new TextEncoder().encode(secret);
+	const bytes = fromBase64(secret.slice(6));
+	// A misconfigured secret must fail the delivery visibly, not sign with bytes no receiver has.
+	if (!bytes) throw new Error("WEBHOOK_SECRET starts with whsec_ but the rest is not base64");
+	return bytes;
 	return new TextEncoder().encode(secret);
 }
 
@@ -51,7 +46,7 @@ function secretBytes(secret: string): Uint8Array {
 export async function sign(secret: string, id: string, timestamp: number, body: string): Promise<string> {
 	const key = await crypto.subtle.importKey("raw", secretBytes(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
 	const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${id}.${timestamp}.${body}`));
-	return `v1,${btoa(String.fromCharCode(...new Uint8Array(mac)))}`;
+	return `v1,${toBase64(mac)}`;
 }
 
 export interface DeliveryOutcome {

@@ -1,5 +1,5 @@
 import { bearer } from "./auth";
-import { settings } from "./config";
+import { settings } from "../config";
 import { ApiError } from "./errors";
 
 /**

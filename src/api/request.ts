@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { ApiError } from "./errors";
+import { toBase64 } from "../lib/base64";
 import { MAX_WAIT_S, TASK_ID } from "./schemas";
 
 /**
@@ -93,7 +94,7 @@ export function preferredWait(c: Context): number | null {
 /** A stable hash of a JSON value (keys sorted), to tell a repeated submission from a different one. */
 export async function fingerprint(value: unknown): Promise<string> {
 	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(value)));
-	return btoa(String.fromCharCode(...new Uint8Array(digest)));
+	return toBase64(digest);
 }
 
 function canonicalJson(value: unknown): string {

@@ -1,3 +1,4 @@
+import { toBase64Url, fromBase64 } from "../lib/base64";
 import { ApiError } from "./errors";
 
 /**
@@ -62,26 +63,11 @@ function tokenKey(env: Env): Promise<CryptoKey> {
 	return cachedTokenKey.key;
 }
 
-function b64url(bytes: ArrayBuffer): string {
-	return btoa(String.fromCharCode(...new Uint8Array(bytes)))
-		.replace(/\+/g, "-")
-		.replace(/\//g, "_")
-		.replace(/=+$/, "");
-}
-
-function fromB64url(text: string): Uint8Array | null {
-	try {
-		return Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
-	} catch {
-		return null;
-	}
-}
-
 /** A capability token for task `id`, valid for `ttlS` seconds: `<expiry>.<signature>`. */
 export async function taskToken(env: Env, id: string, ttlS: number): Promise<string> {
 	const exp = Math.floor(Date.now() / 1000) + Math.ceil(ttlS);
 	const mac = await crypto.subtle.sign("HMAC", await tokenKey(env), encoder.encode(`${id}.${exp}`));
-	return `${exp}.${b64url(mac)}`;
+	return `${exp}.${toBase64Url(mac)}`;
 }
 
 /** True when `token` was issued for task `id` and has not expired. Never without a real secret. */
@@ -91,7 +77,7 @@ export async function verifyTaskToken(env: Env, id: string, token: string): Prom
 	const match = /^(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
 	if (!match?.[1] || !match[2]) return false;
 	if (Number(match[1]) < Date.now() / 1000) return false;
-	const mac = fromB64url(match[2]);
+	const mac = fromBase64(match[2]);
 	if (!mac) return false;
 	return crypto.subtle.verify("HMAC", await tokenKey(env), mac, encoder.encode(`${id}.${match[1]}`));
 }

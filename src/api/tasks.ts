@@ -1,10 +1,10 @@
-import { settings } from "./config";
+import { settings } from "../config";
 import { ApiError } from "./errors";
-import { findProcessor } from "./processors";
+import { findProcessor } from "../processors";
 import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
-import type { Task, TaskSpec } from "./task";
-import type { TaskCoordinator } from "./TaskCoordinator";
+import type { Task, TaskSpec } from "../task/model";
+import type { TaskCoordinator } from "../TaskCoordinator";
 
 /**
  * Validates a submission and turns it into a spec, or throws the right ApiError:

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { PRIORITIES } from "./task";
-import { WEBHOOK_EVENT_FILTERS, webhookUrlProblem } from "./webhooks";
+import { PRIORITIES, WEBHOOK_EVENT_FILTERS } from "../task/model";
+import { webhookUrlProblem } from "../webhooks/signing";
 
 /** Client-chosen task ids: safe in URLs, object names and logs. */
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;

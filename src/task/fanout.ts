@@ -1,3 +1,4 @@
+import { closeSocket, sendJson } from "../lib/sockets";
 import { isTerminalEvent, SSE_KEEPALIVE_MS, sseFrame, type TaskEvent } from "./events";
 
 /** Most subscription hubs (multi-task sockets) that may follow one task. */
@@ -62,7 +63,7 @@ export class Fanout {
 	/** Pushes an event to every subscriber; a terminal event also releases and closes them all. */
 	publish(event: TaskEvent, followers: string[], onGone: (hub: string) => void): void {
 		const json = JSON.stringify(event);
-		for (const ws of this.ctx.getWebSockets()) this.send(ws, json);
+		for (const ws of this.ctx.getWebSockets()) sendJson(ws, json);
 		const frame = sseFrame(event);
 		for (const writer of this.streams) this.write(writer, frame);
 		for (const hub of followers) {
@@ -81,24 +82,10 @@ export class Fanout {
 	/** Releases long-polls and closes sockets (1000) and streams. */
 	end(): void {
 		for (const release of [...this.waiters]) release();
-		for (const ws of this.ctx.getWebSockets()) {
-			try {
-				ws.close(1000, "task finished");
-			} catch {
-				/* already closing */
-			}
-		}
+		for (const ws of this.ctx.getWebSockets()) closeSocket(ws, 1000, "task finished");
 		for (const writer of [...this.streams]) {
 			writer.close().catch(() => {});
 			this.dropStream(writer);
-		}
-	}
-
-	private send(ws: WebSocket, data: string): void {
-		try {
-			ws.send(data);
-		} catch {
-			/* the socket is closing; its close handler cleans up */
 		}
 	}
 

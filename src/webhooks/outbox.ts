@@ -1,6 +1,6 @@
-import type { TaskEvent } from "./events";
-import type { TaskRecord } from "./task";
-import { deliver, filterFor, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./webhooks";
+import { webhookFilterFor, type TaskEvent } from "../task/events";
+import type { TaskRecord } from "../task/model";
+import { deliver, WEBHOOK_MAX_ATTEMPTS, webhookBackoffMs } from "./signing";
 
 /** Webhook attempts kept on the task for inspection. */
 const WEBHOOK_LOG_LIMIT = 50;
@@ -36,7 +36,7 @@ export class WebhookOutbox {
 
 	/** Owes the webhook for `event` if the task asked for that kind; true when it does. */
 	add(r: TaskRecord, event: TaskEvent): boolean {
-		const filter = filterFor(event.type);
+		const filter = webhookFilterFor(event);
 		if (r.webhook === null || filter === null || !r.webhookEvents.includes(filter)) return false;
 		r.webhookOutbox.push({ seq: event.seq, attempts: 0, nextAt: Date.now() });
 		return true;

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { TaskStatus } from "./task";
+import { zeroCounts, type TaskStatus } from "../task/model";
 
 export type StatusCounts = Record<TaskStatus, number>;
 
@@ -12,7 +12,7 @@ export interface StatusReport {
 
 /**
  * One shard of the health counters. Task objects report their status changes here, off the
- * request path and batched per isolate (`src/healthReports.ts`); `GET /health` sums the shards.
+ * request path and batched per isolate (`src/health/reports.ts`); `GET /health` sums the shards.
  * A row per live task (rather than +1/-1 counters) keeps the counts right when a report is
  * repeated, and `version` drops reports that arrive late.
  */
@@ -46,7 +46,7 @@ export class StatsShard extends DurableObject<Env> {
 	}
 
 	counts(): StatusCounts {
-		const counts: StatusCounts = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, timed_out: 0 };
+		const counts = zeroCounts();
 		for (const row of this.sql.exec<{ status: TaskStatus; n: number }>("SELECT status, COUNT(*) AS n FROM task_status GROUP BY status")) {
 			counts[row.status] = row.n;
 		}

@@ -12,12 +12,23 @@ export type Priority = (typeof PRIORITIES)[number];
  */
 export type Json = string | number | boolean | null | object;
 
-export type TaskStatus = "queued" | "running" | "succeeded" | "failed" | "canceled" | "timed_out";
+/** Every status, in lifecycle order; the last four are terminal. */
+export const TASK_STATUSES = ["queued", "running", "succeeded", "failed", "canceled", "timed_out"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", "canceled", "timed_out"];
 
 export function isTerminal(status: TaskStatus): boolean {
 	return TERMINAL_STATUSES.includes(status);
 }
+
+/** A count per status, all zero: what /health and its shards add up. */
+export function zeroCounts(): Record<TaskStatus, number> {
+	return Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+}
+
+/** Which events a task's webhook is sent for: its start, its progress, its end. */
+export const WEBHOOK_EVENT_FILTERS = ["start", "progress", "completed"] as const;
+export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 
 export interface TaskError {
 	code: string;
@@ -28,8 +39,6 @@ export interface TaskProgress {
 	percent: number;
 	message: string | null;
 }
-
-import type { WebhookEventFilter } from "./webhooks";
 
 /** One webhook delivery attempt, as recorded on the task. */
 export interface WebhookAttempt {

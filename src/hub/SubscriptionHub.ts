@@ -1,7 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
-import { verifyTaskToken } from "./auth";
-import { isTerminalEvent, type TaskEvent } from "./events";
-import { TASK_ID } from "./schemas";
+import { verifyTaskToken } from "../api/auth";
+import { TASK_ID } from "../api/schemas";
+import { answerPings, echoClose, sendJson } from "../lib/sockets";
+import { isTerminalEvent, type TaskEvent } from "../task/events";
 
 /** Most tasks one multi-task socket may follow at once. */
 export const MAX_SUBSCRIPTIONS_PER_SOCKET = 1000;
@@ -34,7 +35,7 @@ export class SubscriptionHub extends DurableObject<Env> {
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.sql.exec("CREATE TABLE IF NOT EXISTS subscriptions (task_id TEXT PRIMARY KEY)");
-		ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+		answerPings(ctx);
 	}
 
 	override async fetch(request: Request): Promise<Response> {
@@ -50,7 +51,7 @@ export class SubscriptionHub extends DurableObject<Env> {
 	async relay(event: TaskEvent): Promise<boolean> {
 		if (!this.isSubscribed(event.task_id)) return false;
 		const sockets = this.ctx.getWebSockets();
-		for (const ws of sockets) safeSend(ws, event);
+		for (const ws of sockets) sendJson(ws, event);
 		if (isTerminalEvent(event) || sockets.length === 0) {
 			this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", event.task_id);
 			return false;
@@ -64,37 +65,37 @@ export class SubscriptionHub extends DurableObject<Env> {
 		} catch (e) {
 			// Never let one frame break the socket: report and carry on.
 			console.error(`hub: frame failed: ${String(e)}`);
-			safeSend(ws, errorFrame("internal_error", "The frame could not be handled"));
+			sendJson(ws, errorFrame("internal_error", "The frame could not be handled"));
 		}
 	}
 
 	private async handleFrame(ws: WebSocket, frame: ClientFrame | ErrorFrame): Promise<void> {
 		if (frame.type === "error") {
-			safeSend(ws, frame);
+			sendJson(ws, frame);
 			return;
 		}
 		if (frame.type === "ping") {
-			safeSend(ws, { type: "pong" });
+			sendJson(ws, { type: "pong" });
 			return;
 		}
 		const att = ws.deserializeAttachment() as Attachment;
 		if (frame.type === "unsubscribe") {
 			for (const id of frame.ids) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
 			await Promise.allSettled(frame.ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
-			safeSend(ws, { type: "unsubscribed", ids: frame.ids });
+			sendJson(ws, { type: "unsubscribed", ids: frame.ids });
 			return;
 		}
 		let fresh = frame.ids.filter((id) => !this.isSubscribed(id));
 		if (att.scope === "tokens") {
 			const allowed = await Promise.all(fresh.map((id) => verifyTaskToken(this.env, id, frame.tokens[id] ?? "")));
 			for (const id of fresh.filter((_, i) => !allowed[i])) {
-				safeSend(ws, errorFrame("forbidden", `No valid token for task ${id}`, id));
+				sendJson(ws, errorFrame("forbidden", `No valid token for task ${id}`, id));
 			}
 			fresh = fresh.filter((_, i) => allowed[i]);
 		}
 		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions").one().n;
 		if (count + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
-			safeSend(ws, errorFrame("too_many_subscriptions", `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} tasks per socket`));
+			sendJson(ws, errorFrame("too_many_subscriptions", `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} tasks per socket`));
 			return;
 		}
 		// Record the subscriptions before asking the tasks, so no event relayed in between is dropped.
@@ -116,10 +117,10 @@ export class SubscriptionHub extends DurableObject<Env> {
 						: answer === "too_many_followers"
 							? errorFrame("too_many_followers", `Task ${id} has too many followers`, id)
 							: errorFrame("unavailable", `Task ${id} could not be reached; subscribe again`, id);
-				safeSend(ws, reason);
+				sendJson(ws, reason);
 				continue;
 			}
-			safeSend(ws, answer);
+			sendJson(ws, answer);
 			if (isTerminalEvent(answer)) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
 		}
 	}
@@ -132,11 +133,7 @@ export class SubscriptionHub extends DurableObject<Env> {
 			.map((row) => row.task_id);
 		this.sql.exec("DELETE FROM subscriptions");
 		await Promise.allSettled(ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
-		try {
-			ws.close(code === 1005 ? 1000 : code, reason);
-		} catch {
-			/* already closed */
-		}
+		echoClose(ws, code, reason);
 	}
 
 	override async webSocketError(ws: WebSocket): Promise<void> {
@@ -150,14 +147,6 @@ export class SubscriptionHub extends DurableObject<Env> {
 
 function errorFrame(code: string, message: string, id?: string): ErrorFrame {
 	return { type: "error", error: id === undefined ? { code, message } : { code, message, id } };
-}
-
-function safeSend(ws: WebSocket, value: unknown): void {
-	try {
-		ws.send(JSON.stringify(value));
-	} catch {
-		/* closing: webSocketClose cleans up */
-	}
 }
 
 /**
