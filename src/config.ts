@@ -1,3 +1,5 @@
+import { z } from "zod";
+
 /** Numeric settings read from `[vars]`, with the defaults that apply when a var is missing or bad. */
 export interface Settings {
 	defaultTtlS: number;
@@ -10,11 +12,18 @@ export interface Settings {
 	maxWaitingRequests: number;
 	submitRatePerS: number;
 	submitBurst: number;
+	/** Head start of a `high` task over a `normal` one (and of `normal` over `low`) for a slot, in seconds. */
+	priorityOffsetS: number;
 }
 
 function positive(raw: string | undefined, fallback: number): number {
 	const n = Number(raw);
 	return Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+function nonNegative(raw: string | undefined, fallback: number): number {
+	const n = raw === undefined || raw === "" ? NaN : Number(raw);
+	return Number.isFinite(n) && n >= 0 ? n : fallback;
 }
 
 /** Settings per env object: parsed once per isolate, not on every call (an env is fixed for an isolate's life). */
@@ -42,5 +51,86 @@ function parse(env: Env): Settings {
 		maxWaitingRequests: positive(env.MAX_WAITING_REQUESTS, 5000),
 		submitRatePerS: positive(env.SUBMIT_RATE_PER_S, 500),
 		submitBurst: positive(env.SUBMIT_BURST, 1000),
+		priorityOffsetS: nonNegative(env.PRIORITY_OFFSET_S, 300),
 	};
 }
+
+// ---- object-valued vars (CONCURRENCY, ORIGINS, WORKER_TYPES) ----
+
+/**
+ * A var that is set but cannot be used. Unlike a bad number, which falls back to its default,
+ * a wrong object var (a concurrency limit, an origin) has no safe default: guessing would
+ * overload a backend or send tasks nowhere. It is thrown at first use, every time, and the API
+ * answers it as a 500 `invalid_config` naming the var and what is wrong.
+ */
+export class ConfigError extends Error {
+	constructor(
+		readonly variable: string,
+		problem: string,
+	) {
+		super(`${variable}: ${problem}`);
+		this.name = "ConfigError";
+	}
+}
+
+type Parsed<T> = { ok: true; value: T | undefined } | { ok: false; error: ConfigError };
+
+/**
+ * A reader for an object-valued var. The value may be a table in wrangler.toml (it arrives as
+ * an object) or a JSON string (`wrangler dev --var 'NAME:{"a":1}'`, the dashboard, a secret);
+ * both are parsed the same way and checked against `schema`. Unset or empty: `undefined`.
+ * Parsed once per env; a bad value throws ConfigError on every call.
+ *
+ * @example
+ * const origins = objectVar("ORIGINS", z.record(z.string(), Origin), '{"gpu":{"url":"http://10.0.0.5:8000","concurrency":1}}');
+ * origins(env)?.gpu?.url;
+ */
+export function objectVar<S extends z.ZodType>(name: string, schema: S, example: string): (env: Env) => z.output<S> | undefined {
+	const cache = new WeakMap<Env, Parsed<z.output<S>>>();
+	return (env) => {
+		let entry = cache.get(env);
+		if (!entry) {
+			entry = parseObjectVar(name, (env as unknown as Record<string, unknown>)[name], schema, example);
+			cache.set(env, entry);
+		}
+		if (!entry.ok) throw entry.error;
+		return entry.value;
+	};
+}
+
+function parseObjectVar<S extends z.ZodType>(name: string, raw: unknown, schema: S, example: string): Parsed<z.output<S>> {
+	if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) return { ok: true, value: undefined };
+	let value: unknown = raw;
+	if (typeof raw === "string") {
+		try {
+			value = JSON.parse(raw);
+		} catch (e) {
+			return {
+				ok: false,
+				error: new ConfigError(name, `not valid JSON (${(e as Error).message}); expected an object like ${example}`),
+			};
+		}
+	}
+	if (typeof value !== "object" || value === null || Array.isArray(value)) {
+		return { ok: false, error: new ConfigError(name, `expected a JSON object like ${example}, got ${JSON.stringify(value)}`) };
+	}
+	const result = schema.safeParse(value);
+	if (!result.success) {
+		const problems = result.error.issues.map((i) => `${i.path.map(String).join(".") || "(value)"}: ${i.message}`);
+		return { ok: false, error: new ConfigError(name, `${problems.join("; ")} (expected an object like ${example})`) };
+	}
+	return { ok: true, value: result.data };
+}
+
+/** Type names are what `POST /v1/tasks` accepts as `type`. */
+const TYPE_NAME = z.string().min(1).max(64);
+
+/**
+ * `CONCURRENCY`: `{ "<type>": N }`, at most N attempts of that type run at once across the
+ * deployment. A type missing here runs unlimited unless its processor sets `concurrency`.
+ */
+export const concurrencyVar = objectVar(
+	"CONCURRENCY",
+	z.record(TYPE_NAME, z.number().int("must be a whole number").positive("must be at least 1").max(1_000_000)),
+	'{"sleep": 2}',
+);

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import type { App } from "./api/app";
 import { authorize } from "./api/auth";
 import { ApiError } from "./api/errors";
+import { ConfigError } from "./config";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
@@ -44,11 +45,16 @@ app.notFound(() => {
 	throw new ApiError(404, "not_found", "No such route");
 });
 
-/** The one error path: ApiErrors become their JSON envelope; anything else is logged and a 500. */
+/** The one error path: ApiErrors become their JSON envelope, a bad var a 500 naming it; anything else is logged and a 500. */
 app.onError((err, c) => {
 	if (err instanceof ApiError) {
 		for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
 		return c.json(err.toBody(), err.status);
+	}
+	if (err instanceof ConfigError) {
+		// The deployment's own settings are wrong: say which var and why, on every request that needs it.
+		console.error(`${c.req.method} ${new URL(c.req.url).pathname}: ${err.message}`);
+		return c.json({ error: { code: "invalid_config", message: err.message, details: { var: err.variable } } }, 500);
 	}
 	console.error(`${c.req.method} ${new URL(c.req.url).pathname}: ${err.stack ?? String(err)}`);
 	return c.json({ error: { code: "internal_error", message: "Internal error" } }, 500);
