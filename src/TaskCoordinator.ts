@@ -9,6 +9,7 @@ import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
 	isTerminal,
 	toTask,
+	type Json,
 	type Task,
 	type TaskError,
 	type TaskMessage,
@@ -18,6 +19,9 @@ import {
 } from "./task/model";
 import { Throttle } from "./task/throttle";
 import { WebhookOutbox } from "./webhooks/outbox";
+import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, rankOf, type LeaseGrant } from "./workers/lease";
+import type { HeartbeatOutcome, LeaseOutcome } from "./workers/outcomes";
+import { WORK_LANE } from "./workers/WorkLane";
 
 /** Longest gap between re-sends of a message presumed lost. */
 const MAX_RECOVERY_GAP_MS = 3_600_000;
@@ -91,6 +95,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The alarm time this instance last set (null: unknown, set it). */
 	private alarmAt: number | null = null;
 	private readonly webhooks: WebhookOutbox;
+	/** Pull tasks: progress events of the current lease, at most PROGRESS_EVENTS_PER_S (made on first use). */
+	private leaseProgress: { attempt: number; throttle: Throttle } | null = null;
+	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
+	private queuePosition: number | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -159,7 +167,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async submit(spec: TaskSpec, waitMs: number): Promise<{ outcome: CreateOutcome; task: Task }> {
 		const { outcome } = await this.create(spec);
-		if (outcome === "created") {
+		if (outcome === "created" && this.record?.pull) {
+			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once.
+			this.record.dispatched = true;
+			await this.offer(this.record);
+		} else if (outcome === "created") {
 			const message: TaskMessage = { id: spec.id, reason: "submit" };
 			try {
 				await this.env.TASK_QUEUE.send(message);
@@ -170,7 +182,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (outcome !== "conflict" && waitMs > 0 && this.record && !isTerminal(this.record.status)) {
 			await this.fanout.waitForEnd(waitMs);
 		}
-		return { outcome, task: this.task() };
+		return { outcome, task: await this.taskWithPosition() };
 	}
 
 	/**
@@ -185,6 +197,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (r.status === "running") return "already_running";
 		if (r.dispatched) return "already_dispatched";
 		r.dispatched = true;
+		if (r.pull) {
+			await this.offer(r);
+			return "gated";
+		}
 		// Starting stores `dispatched` with the running state; a gated task stores it now.
 		if (this.mayStart(r)) {
 			void this.startAttempt(r);
@@ -197,7 +213,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The task now, or once it is terminal if that happens within `waitMs`; null if unknown. */
 	async waitFor(waitMs: number): Promise<Task | null> {
 		if (this.record && !isTerminal(this.record.status) && waitMs > 0) await this.fanout.waitForEnd(waitMs);
-		return this.record ? this.task() : null;
+		return this.record ? this.taskWithPosition() : null;
 	}
 
 	/**
@@ -210,7 +226,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (r.status === "canceled") return { outcome: "canceled", task: this.task() };
 		if (isTerminal(r.status)) return { outcome: "already_finished", task: this.task() };
 		this.abortAttempt?.(new Error("canceled"));
+		const waitingForWorker = r.pull && r.offered;
+		r.offered = false;
+		// A leased task keeps its lease on record: the worker's next heartbeat is told to stop.
 		await this.finish(r.attempts, "canceled", { error: { code: "canceled", message: "Canceled by request" } });
+		if (waitingForWorker) await this.withdraw(r);
 		return { outcome: "canceled", task: this.task() };
 	}
 
@@ -301,6 +321,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 			if (!this.terminalReported) await this.reportTerminal();
 			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
 			else await this.schedule();
+		} else if (r.pull) {
+			await this.pullDeadline(r, now);
 		} else if (this.inFlight) {
 			await this.adoptAttempt(this.inFlight);
 		} else if (r.status === "running") {
@@ -463,6 +485,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.status = "queued";
 		r.error = error;
 		r.progress = null;
+		r.offered = false;
 		r.runAfter = Date.now() + retryBackoffMs(r.attempts);
 		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
@@ -523,6 +546,196 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.alarmAt = null;
 		this.followerCache = null;
 		this.health.expired(r, r.version + 1);
+	}
+
+	// ---- pull workers: tasks of WORKER_TYPES types, leased by external workers ----
+	//
+	// Such a task never runs here. It waits in the work lane (workers/WorkLane.ts) until a worker's
+	// lease request takes it; the lane asks this object to grant the lease. While leased, the
+	// object holds no timer and no connection: the alarm at the lease's expiry (moved by each
+	// heartbeat) is the durable deadline, so the object hibernates while the worker computes.
+	// Every call of a worker carries the lease token; only the current lease may change the task.
+
+	/** The lane asks: lease this task to `workerId`, or null if it no longer waits (canceled, already leased). */
+	async grantLease(workerId: string): Promise<LeaseGrant | null> {
+		const r = this.record;
+		const now = Date.now();
+		if (!r?.pull || r.status !== "queued" || !r.dispatched || now < r.runAfter) return null;
+		r.offered = false;
+		r.status = "running";
+		r.attempts += 1;
+		r.startedAt = now;
+		r.progress = null;
+		r.error = null;
+		r.lease = { token: newLeaseToken(r.attempts), workerId, expiresAt: now + r.pull.leaseS * 1000, reported: null };
+		r.attemptDeadline = now + r.timeoutS * 1000;
+		await this.save("running", { status: "running", attempts: r.attempts, started_at: new Date(now).toISOString() });
+		return {
+			task: { id: r.id, type: r.type, input: r.input, attempt: r.attempts, priority: r.priority },
+			lease: { token: r.lease.token, expires_at: new Date(r.lease.expiresAt).toISOString(), heartbeat_s: heartbeatS(r.pull.leaseS) },
+		};
+	}
+
+	/** A worker's heartbeat: extends the lease, relays progress; says when the task was canceled. */
+	async heartbeat(token: string, progress: { percent: number; message?: string | null } | null): Promise<HeartbeatOutcome> {
+		const r = this.record;
+		if (!r) return { kind: "unknown" };
+		const now = Date.now();
+		await this.lapseIfDue(r, now);
+		if (r.status === "canceled" && r.lease?.token === token) {
+			return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: true };
+		}
+		const lost = this.leaseLost(r, token);
+		if (lost || !r.lease || !r.pull) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
+		r.lease.expiresAt = now + r.pull.leaseS * 1000;
+		if (progress && this.setProgress(r, r.attempts, progress.percent, progress.message ?? undefined)) this.progressThrottle(r).changed();
+		this.commit();
+		await this.schedule();
+		return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: false };
+	}
+
+	/** The worker's output: the task succeeds. The same call repeated (a lost answer) is answered alike. */
+	async completeLease(token: string, output: Json): Promise<LeaseOutcome> {
+		const r = this.record;
+		if (!r) return { kind: "unknown" };
+		if (r.lease?.token === token && r.lease.reported === "complete") return { kind: "ok", status: r.status };
+		await this.lapseIfDue(r, Date.now());
+		const lost = this.leaseLost(r, token);
+		if (lost || !r.lease) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
+		r.lease.reported = "complete";
+		r.runMs = Date.now() - (r.startedAt ?? Date.now());
+		this.leaseProgress?.throttle.cancel();
+		await this.finish(r.attempts, "succeeded", { output });
+		return { kind: "ok", status: r.status };
+	}
+
+	/** The worker failed the attempt: retried after a backoff while it may be and attempts are left, else `failed`. */
+	async failLease(token: string, error: TaskError, retryable: boolean): Promise<LeaseOutcome> {
+		const r = this.record;
+		if (!r) return { kind: "unknown" };
+		if (r.lease?.token === token && r.lease.reported === "fail") return { kind: "ok", status: r.status };
+		await this.lapseIfDue(r, Date.now());
+		const lost = this.leaseLost(r, token);
+		if (lost || !r.lease) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
+		r.lease.reported = "fail";
+		r.runMs = Date.now() - (r.startedAt ?? Date.now());
+		this.leaseProgress?.throttle.cancel();
+		const stored = { code: error.code, message: error.message.slice(0, MAX_WORKER_ERROR_MESSAGE) };
+		if (retryable && r.attempts < r.maxAttempts) await this.retryLater(r, stored);
+		else await this.finish(r.attempts, "failed", { error: stored });
+		return { kind: "ok", status: r.status };
+	}
+
+	/** Why `token` may not act on the task now (null: it is the running attempt's lease). */
+	private leaseLost(r: TaskRecord, token: string): Exclude<LeaseOutcome, { kind: "ok" }> | null {
+		if (!r.pull) return { kind: "lease_lost", status: r.status, reason: "the task runs inside the service, not on a worker" };
+		if (r.lease?.token !== token) {
+			return { kind: "lease_lost", status: r.status, reason: "another lease is current (this one lapsed, or the token is wrong)" };
+		}
+		if (r.status !== "running") return { kind: "lease_lost", status: r.status, reason: `the task is ${r.status}` };
+		return null;
+	}
+
+	/** A lease past its expiry is over even if the alarm has not fired yet: no late call revives it. */
+	private async lapseIfDue(r: TaskRecord, now: number): Promise<void> {
+		if (r.pull && r.status === "running" && r.lease && now >= r.lease.expiresAt) await this.leaseLapsed(r);
+	}
+
+	/** The lease ran out without a heartbeat: the attempt counts; the task is leased again or fails `execution_lost`. */
+	private async leaseLapsed(r: TaskRecord): Promise<void> {
+		const worker = r.lease?.workerId ?? "?";
+		const error = {
+			code: "execution_lost",
+			message: `Attempt ${r.attempts}: worker ${worker} sent no heartbeat for ${r.pull?.leaseS ?? "?"} s (its lease lapsed)`,
+		};
+		this.leaseProgress?.throttle.cancel();
+		if (r.attempts >= r.maxAttempts) await this.finish(r.attempts, "failed", { error });
+		else await this.retryLater(r, error);
+	}
+
+	/** The alarm of a pull task that has not ended: lease expiry, attempt deadline, or (re-)offering it to the lane. */
+	private async pullDeadline(r: TaskRecord, now: number): Promise<void> {
+		if (r.status === "running") {
+			if (r.lease && now >= r.lease.expiresAt) await this.leaseLapsed(r);
+			else if (r.attemptDeadline !== null && r.attemptDeadline !== undefined && now >= r.attemptDeadline) {
+				this.leaseProgress?.throttle.cancel();
+				await this.finish(r.attempts, "timed_out", {
+					error: { code: "timeout", message: `Attempt ${r.attempts} exceeded timeout_s=${r.timeoutS}` },
+				});
+			} else await this.schedule();
+		} else if (!r.dispatched || (now >= r.runAfter && (!r.offered || now >= r.recoverAt))) {
+			// First offer (a restart lost it), due after a retry's backoff, or a periodic check that
+			// the lane still has it (offering is idempotent).
+			if (r.offered) r.recoveries += 1;
+			r.dispatched = true;
+			await this.offer(r);
+		} else {
+			await this.schedule();
+		}
+	}
+
+	/** When the alarm of a pull task that has not ended must fire. */
+	private pullDeadlineAt(r: TaskRecord): number {
+		if (r.status === "running") return Math.min(r.lease?.expiresAt ?? Date.now(), r.attemptDeadline ?? Infinity);
+		if (!r.dispatched) return r.recoverAt;
+		return r.offered ? r.recoverAt : r.runAfter;
+	}
+
+	/**
+	 * Puts the task in the work lane. If the lane cannot be reached the alarm tries again; while
+	 * it waits there, a slow alarm (backing off to an hour) checks the lane still has it.
+	 */
+	private async offer(r: TaskRecord): Promise<void> {
+		let offered = false;
+		try {
+			this.queuePosition = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
+				id: r.id,
+				type: r.type,
+				rank: rankOf(r.createdAt, r.priority, this.env),
+			});
+			offered = true;
+		} catch (e) {
+			console.error(`task ${r.id}: offering to the work lane failed, the alarm retries: ${String(e)}`);
+		}
+		// The lane may have leased it (or a cancel ended it) during the call: that stored its state.
+		if (this.record !== r || r.status !== "queued") return;
+		r.offered = offered;
+		if (!offered) r.runAfter = Date.now() + 1000;
+		r.recoverAt = Date.now() + Math.min(this.cfg.queuedRecoveryS * 1000 * 2 ** r.recoveries, MAX_RECOVERY_GAP_MS);
+		await this.save();
+	}
+
+	private async withdraw(r: TaskRecord): Promise<void> {
+		try {
+			await this.env.WORK_LANE.getByName(WORK_LANE).withdraw(r.id);
+		} catch (e) {
+			// The lane drops it at its turn anyway: the grant is refused for an ended task.
+			console.error(`task ${r.id}: withdrawing from the work lane failed: ${String(e)}`);
+		}
+	}
+
+	private progressThrottle(r: TaskRecord): Throttle {
+		if (this.leaseProgress?.attempt !== r.attempts) {
+			this.leaseProgress?.throttle.cancel();
+			const attempt = r.attempts;
+			this.leaseProgress = { attempt, throttle: new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushProgress(r, attempt)) };
+		}
+		return this.leaseProgress.throttle;
+	}
+
+	/** The task, with its queue position when it is a pull task waiting for a worker. */
+	private async taskWithPosition(): Promise<Task> {
+		const r = this.record;
+		if (!r?.pull) return this.task();
+		let position: number | null = null;
+		if (r.status === "queued" && r.offered) {
+			try {
+				position = await this.env.WORK_LANE.getByName(WORK_LANE).queuePosition(r.id);
+			} catch {
+				position = this.queuePosition;
+			}
+		}
+		return { ...this.task(), queue_position: position };
 	}
 
 	// ---- events and webhooks ----
@@ -599,17 +812,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 		// A running attempt in this instance needs no deadline of its own: the alarm already set
 		// (at submit, or the handler holding it) covers it, and the adopt timer calls it early.
 		let at =
-			r.status === "running"
-				? this.attemptActive
-					? Infinity
-					: now
-				: isTerminal(r.status)
-					? this.terminalReported
-						? (r.expiresAt ?? now)
-						: now + REPORT_RETRY_MS
-					: r.dispatched
-						? r.runAfter
-						: r.recoverAt;
+			r.pull && !isTerminal(r.status)
+				? this.pullDeadlineAt(r)
+				: r.status === "running"
+					? this.attemptActive
+						? Infinity
+						: now
+					: isTerminal(r.status)
+						? this.terminalReported
+							? (r.expiresAt ?? now)
+							: now + REPORT_RETRY_MS
+						: r.dispatched
+							? r.runAfter
+							: r.recoverAt;
 		at = Math.min(at, this.webhooks.nextAt(r));
 		if (at === Infinity) return;
 		at = Math.max(at, now);

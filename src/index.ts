@@ -6,12 +6,14 @@ import { ConfigError } from "./config";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
+import { workRoutes } from "./api/routes/work";
 import { queue } from "./consumer";
 import type { TaskMessage } from "./task/model";
 
 export { TaskCoordinator } from "./TaskCoordinator";
 export { StatsShard } from "./health/StatsShard";
 export { SubscriptionHub } from "./hub/SubscriptionHub";
+export { WorkLane } from "./workers/WorkLane";
 
 /**
  * The worker's HTTP entry point: authentication, the route modules of src/api/routes, and the
@@ -25,7 +27,7 @@ app.use("*", async (c, next) => {
 	await next();
 });
 
-for (const module of [taskRoutes, liveRoutes, serviceRoutes]) app.route("/", module);
+for (const module of [taskRoutes, liveRoutes, serviceRoutes, workRoutes]) app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,
 // so a route added to a module gets it without a list to keep in step.

@@ -5,6 +5,7 @@ import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
 import type { Task, TaskSpec } from "../task/model";
 import type { TaskCoordinator } from "../TaskCoordinator";
+import { workerType } from "../workers/config";
 
 /**
  * Validates a submission and turns it into a spec, or throws the right ApiError:
@@ -15,10 +16,13 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 	const parsed = SubmitBody.safeParse(body);
 	if (!parsed.success) throw new ApiError(400, "invalid_request", "The request body does not match the schema", issuesOf(parsed.error));
 	const b = parsed.data;
-	const processor = findProcessor(b.type, env);
-	if (!processor) throw new ApiError(422, "unknown_type", `No processor for task type "${b.type}"`);
-	const input = processor.input.safeParse(b.input ?? null);
-	if (!input.success) throw new ApiError(400, "invalid_input", `Invalid input for type "${b.type}"`, issuesOf(input.error, ["input"]));
+	// WORKER_TYPES first: it names the types this deployment hands to external workers.
+	const pull = workerType(env, b.type);
+	const processor = pull ? undefined : findProcessor(b.type, env);
+	if (!pull && !processor) throw new ApiError(422, "unknown_type", `No processor for task type "${b.type}"`);
+	const input = (pull ? pull.input : processor?.input)?.safeParse(b.input ?? null);
+	if (input && !input.success)
+		throw new ApiError(400, "invalid_input", `Invalid input for type "${b.type}"`, issuesOf(input.error, ["input"]));
 	if (b.webhook_events && !b.webhook) {
 		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [
 			{ path: "webhook_events", message: "needs webhook" },
@@ -37,12 +41,13 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 		type: b.type,
 		input: b.input ?? null,
 		priority: b.priority,
-		timeoutS: b.timeout_s ?? processor.defaultTimeoutS,
+		timeoutS: b.timeout_s ?? pull?.timeoutS ?? processor?.defaultTimeoutS ?? 900,
 		ttlS: b.ttl_s ?? settings(env).defaultTtlS,
-		maxAttempts: processor.maxAttempts,
+		maxAttempts: pull?.maxAttempts ?? processor?.maxAttempts ?? 3,
 		webhook: b.webhook ?? null,
 		webhookEvents: b.webhook ? (b.webhook_events ?? ["completed"]) : [],
 		fingerprint: await fingerprint(rest),
+		...(pull ? { pull: { leaseS: pull.leaseS } } : {}),
 	};
 }
 

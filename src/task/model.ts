@@ -40,6 +40,8 @@ export interface TaskProgress {
 	message: string | null;
 }
 
+import type { LeaseState } from "../workers/lease";
+
 /** One webhook delivery attempt, as recorded on the task. */
 export interface WebhookAttempt {
 	seq: number;
@@ -70,6 +72,8 @@ export interface Task {
 	finished_at: string | null;
 	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
 	webhook: { url: string; events: WebhookEventFilter[]; pending: number; deliveries: WebhookAttempt[] } | null;
+	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
+	queue_position?: number | null;
 }
 
 /** A validated submission, as the API hands it to the task's object. */
@@ -85,6 +89,8 @@ export interface TaskSpec {
 	webhookEvents: WebhookEventFilter[];
 	/** Hash of the normalised body: the same id with a different body is a conflict. */
 	fingerprint: string;
+	/** Set for a `WORKER_TYPES` type: the task never runs in the Worker; an external worker leases it. */
+	pull?: { leaseS: number };
 }
 
 /** What the task's object persists: the spec plus lifecycle state. Times are epoch ms. */
@@ -119,6 +125,12 @@ export interface TaskRecord extends TaskSpec {
 	webhookOutbox: { seq: number; attempts: number; nextAt: number }[];
 	/** The latest webhook attempts and their outcomes. */
 	webhookLog: WebhookAttempt[];
+	/** Pull tasks: the latest lease granted (kept once it ends, to answer its late calls). */
+	lease?: LeaseState | null;
+	/** Pull tasks: the running attempt ends `timed_out` at this time. */
+	attemptDeadline?: number | null;
+	/** Pull tasks: it waits in the work lane for a worker. */
+	offered?: boolean;
 }
 
 /** The queue message: only the id travels; the input stays in the task's object. */

@@ -64,6 +64,10 @@ class TaskContext:
             value, self._progress = self._progress, None
         return value
 
+    def has_progress(self) -> bool:
+        with self._lock:
+            return self._progress is not None
+
     def restore_progress(self, value: Dict[str, Any]) -> None:
         """Puts back progress whose heartbeat failed, unless newer progress came meanwhile."""
         with self._lock:

@@ -202,6 +202,7 @@ class Worker:
         try:
             outcome = self._call(fn, lease, ctx)
             seconds = time.monotonic() - started
+            heartbeat.flush()
             if ctx.canceled:
                 self._count("dropped")
                 log.info(
@@ -323,12 +324,28 @@ class _Heartbeat(threading.Thread):
         self._cond = threading.Condition()
         self._done = False
         self._poked = False
+        #: The function returned: progress left is sent at once, and the report call decides.
+        self._reporting = False
+        self._sending = False
 
     def poke(self) -> None:
         """New progress: send it soon rather than at the next regular heartbeat."""
         with self._cond:
             self._poked = True
             self._cond.notify()
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """The function returned: sends the progress it left before the outcome is reported, so
+        its last progress is not overtaken by the end of the task."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._reporting = True
+            self._cond.notify_all()
+            while self.ctx is not None and (self.ctx.has_progress() or self._sending) and self.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
 
     def finish(self) -> None:
         with self._cond:
@@ -353,11 +370,14 @@ class _Heartbeat(threading.Thread):
                         now = time.monotonic()
                         if now >= due or (self._poked and now - last_sent >= MIN_PROGRESS_GAP_S):
                             break
+                        if self._reporting and ctx.has_progress():
+                            break
                         timeout = due - now
                         if self._poked:
                             timeout = min(timeout, MIN_PROGRESS_GAP_S - (now - last_sent))
                         self._cond.wait(timeout)
                     self._poked = False
+                    self._sending = True
                 late = now - due
                 if late > self.interval:
                     # Only a thread that could not run for that long explains this: code holding the GIL.
@@ -370,6 +390,7 @@ class _Heartbeat(threading.Thread):
                 try:
                     answer = self.api.heartbeat(self.lease.task_id, self.lease.token, progress)
                 except (NetworkError, ApiError) as e:
+                    self._sent()
                     if progress is not None:
                         ctx.restore_progress(progress)
                     if isinstance(e, NetworkError) or e.retryable:
@@ -378,7 +399,8 @@ class _Heartbeat(threading.Thread):
                         log.warning("task %s: heartbeat failed (%s); next in %.1f s", self.lease.task_id, e, due - time.monotonic())
                         continue
                     with self._cond:
-                        if self._done:
+                        if self._done or self._reporting:
+                            # The outcome's own call got there first (or will learn the same).
                             return
                     ctx.stop("lease_lost")
                     log.warning(
@@ -388,6 +410,7 @@ class _Heartbeat(threading.Thread):
                         e.code,
                     )
                     return
+                self._sent()
                 backoff.reset()
                 last_sent = time.monotonic()
                 due = last_sent + self.interval
@@ -396,7 +419,13 @@ class _Heartbeat(threading.Thread):
                     log.info("task %s attempt %d: canceled by the server", self.lease.task_id, self.lease.attempt)
                     return
         finally:
+            self._sent()
             self.api.close()
+
+    def _sent(self) -> None:
+        with self._cond:
+            self._sending = False
+            self._cond.notify_all()
 
 
 def _message(e: BaseException) -> str:

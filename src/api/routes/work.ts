@@ -1,0 +1,93 @@
+import type { Context } from "hono";
+import { settings } from "../../config";
+import { workerTypes } from "../../workers/config";
+import { CompleteBody, FailBody, HeartbeatBody, LeaseBody } from "../../workers/lease";
+import type { LeaseOutcome } from "../../workers/outcomes";
+import { WORK_LANE } from "../../workers/WorkLane";
+import { withWaitingSlot } from "../admission";
+import { routes, type App } from "../app";
+import { ApiError } from "../errors";
+import { readJsonBody, taskIdParam } from "../request";
+import { issuesOf } from "../schemas";
+import type { z } from "zod";
+
+/**
+ * The pull-worker API: machines with no public port (GPUs behind NAT) lease tasks of the
+ * `WORKER_TYPES` types, heartbeat while they run them, and complete or fail them. A lease's
+ * token is its only credential: a call with a token that is no longer the task's current
+ * lease (it lapsed, the task was canceled or ended) gets 409 `lease_lost` and changes nothing.
+ */
+export const workRoutes = routes();
+
+/** Workers hold API keys: a task URL's token opens a task for reading, never for working on it. */
+function requireWorkerAccess(c: Context<App>): void {
+	const access = c.get("access");
+	if (access !== "key" && access !== "open") {
+		throw new ApiError(401, "unauthorized", "The worker API needs Authorization: Bearer <API key>", undefined, {
+			"WWW-Authenticate": 'Bearer realm="edgetask"',
+		});
+	}
+}
+
+async function body<S extends z.ZodType>(c: Context<App>, schema: S): Promise<z.output<S>> {
+	const parsed = schema.safeParse(await readJsonBody(c, settings(c.env).maxBodyBytes));
+	if (!parsed.success) throw new ApiError(400, "invalid_request", "The request body does not match the schema", issuesOf(parsed.error));
+	return parsed.data;
+}
+
+/** 404 for a task that does not exist, 409 `lease_lost` for a token that is not its current lease. */
+function refused(id: string, outcome: Exclude<LeaseOutcome, { kind: "ok" }>): never {
+	if (outcome.kind === "unknown") throw new ApiError(404, "task_not_found", `No task with id ${id}`);
+	throw new ApiError(409, "lease_lost", `This token is not the current lease of task ${id}: ${outcome.reason}`, {
+		status: outcome.status,
+	});
+}
+
+/** Long-polls for the next task of the given types, in the order of the priority rule; 204 if none came within wait_s. */
+workRoutes.post("/v1/work/lease", async (c) => {
+	requireWorkerAccess(c);
+	const b = await body(c, LeaseBody);
+	const known = workerTypes(c.env);
+	const unknown = b.types.filter((t) => !known.has(t));
+	if (unknown.length > 0) {
+		throw new ApiError(400, "unknown_worker_type", `Not a pull-worker type of this deployment: ${unknown.join(", ")}`, {
+			unknown,
+			known: [...known.keys()],
+		});
+	}
+	const lane = c.env.WORK_LANE.getByName(WORK_LANE);
+	const lease = () => lane.lease(b.types, b.worker_id, Math.round(b.wait_s * 1000));
+	const grant = b.wait_s > 0 ? await withWaitingSlot(c.env, b.wait_s, lease) : await lease();
+	if (!grant) return c.body(null, 204);
+	return c.json(grant, 200);
+});
+
+/** Extends the lease and relays progress; `cancel_requested` tells the worker to stop. */
+workRoutes.post("/v1/work/:id/heartbeat", async (c) => {
+	requireWorkerAccess(c);
+	const id = taskIdParam(c);
+	const b = await body(c, HeartbeatBody);
+	const outcome = await c.env.TASKS.getByName(id).heartbeat(b.token, b.progress ?? null);
+	if (outcome.kind !== "ok") refused(id, outcome);
+	return c.json({ expires_at: new Date(outcome.expiresAt).toISOString(), cancel_requested: outcome.cancelRequested }, 200);
+});
+
+/** Ends the task `succeeded` with the worker's output. Repeating the call that succeeded is answered the same. */
+workRoutes.post("/v1/work/:id/complete", async (c) => {
+	requireWorkerAccess(c);
+	const id = taskIdParam(c);
+	const b = await body(c, CompleteBody);
+	const outcome = await c.env.TASKS.getByName(id).completeLease(b.token, b.output);
+	if (outcome.kind !== "ok") refused(id, outcome);
+	return c.json({ id, status: outcome.status }, 200);
+});
+
+/** Fails the attempt: leased again after a backoff while it is retryable and has attempts left, else `failed`. */
+workRoutes.post("/v1/work/:id/fail", async (c) => {
+	requireWorkerAccess(c);
+	const id = taskIdParam(c);
+	const b = await body(c, FailBody);
+	const outcome = await c.env.TASKS.getByName(id).failLease(b.token, b.error, b.retryable);
+	if (outcome.kind !== "ok") refused(id, outcome);
+	return c.json({ id, status: outcome.status }, 200);
+});
