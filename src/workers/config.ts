@@ -35,7 +35,7 @@ const TYPE_NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Parsed per env object (an env is fixed for an isolate's life); a bad value is remembered too. */
 const parsed = new WeakMap<Env, Map<string, WorkerType> | ApiError>();
 
-/** The pull-worker types of this deployment. Throws a 500 `config_error` that names the problem. */
+/** The pull-worker types of this deployment. Throws a 500 `invalid_config` that names the problem. */
 export function workerTypes(env: Env): Map<string, WorkerType> {
 	let types = parsed.get(env);
 	if (!types) {
@@ -51,8 +51,9 @@ export function workerType(env: Env, type: string): WorkerType | undefined {
 	return workerTypes(env).get(type);
 }
 
+/** A bad WORKER_TYPES has no safe default: every request that needs it is answered with what is wrong. */
 function configError(message: string): ApiError {
-	return new ApiError(500, "config_error", `WORKER_TYPES: ${message}`);
+	return new ApiError(500, "invalid_config", `WORKER_TYPES: ${message}`, { var: "WORKER_TYPES" });
 }
 
 /** Parses the var: a table from wrangler.toml, or the same as a JSON string; absent or empty: none. */
