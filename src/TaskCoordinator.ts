@@ -589,7 +589,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (lost || !r.lease || !r.pull) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
 		r.lease.expiresAt = now + r.pull.leaseS * 1000;
 		if (progress && this.setProgress(r, r.attempts, progress.percent, progress.message ?? undefined)) this.progressThrottle(r).changed();
-		this.commit();
+		// Only the expiry changed: stored, but no event and no health report (the status did not change).
+		this.persist();
 		await this.schedule();
 		return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: false };
 	}

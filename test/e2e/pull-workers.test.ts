@@ -21,6 +21,7 @@ const WORKER_TYPES = {
 	drain: { lease_s: 30 },
 	seedjob: { lease_s: 30 },
 	retry: { lease_s: 30, max_attempts: 3 },
+	resize: { lease_s: 30 },
 	schema: { input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] } },
 };
 
@@ -192,6 +193,34 @@ describe("Python worker package", () => {
 		expect(b.status).toBe("failed");
 		expect(b.attempts).toBe(1);
 		expect(b.error).toEqual({ code: "bad_input", message: "the input cannot be processed" });
+	});
+});
+
+describe("the README's example worker", () => {
+	it("runs as written: output, progress, and a PermanentError that fails at once", async () => {
+		const w = startPythonWorker({
+			args: [],
+			env: { EDGETASK_API_KEY: KEY, EDGETASK_URL: server.url },
+			logFile: logFile(),
+			script: "clients/python/examples/resize_worker.py",
+		});
+		const ok = await api.submit("resize", { width: 1024 }, {}, 30);
+		expect(ok.status, w.output()).toBe(200);
+		expect(ok.body.output).toEqual({ width: 512, task: ok.body.id, attempt: 1 });
+		expect(ok.body.progress).toEqual({ percent: 100, message: "pass 3 of 3" });
+		const bad = await api.submit("resize", { width: 0 }, {}, 30);
+		expect(bad.body).toMatchObject({
+			status: "failed",
+			attempts: 1,
+			error: { code: "processor_error", message: "width must be a positive number" },
+		});
+	});
+
+	it("a worker whose type the server does not know stops with exit 2 and says why", async () => {
+		const w = worker("no-such-type", "echo");
+		const exit = await Promise.race([w.exited, sleep(20_000).then(() => null)]);
+		expect(exit, w.output()).toEqual({ code: 2, signal: null });
+		expect(w.output()).toMatch(/unknown_worker_type/);
 	});
 });
 

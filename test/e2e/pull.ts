@@ -117,9 +117,13 @@ export interface PythonWorker {
 
 const workers = new Set<PythonWorker>();
 
-/** `python3 -m edgetask_worker …` with test/e2e/python importable; `logFile` gets the functions' records. */
-export function startPythonWorker(opts: { args: string[]; logFile: string; env?: Record<string, string> }): PythonWorker {
-	const child = spawn("python3", ["-u", "-m", "edgetask_worker", ...opts.args], {
+/**
+ * `python3 -m edgetask_worker …` (or `python3 <script>`) with clients/python and test/e2e/python
+ * importable; `logFile` gets the functions' records.
+ */
+export function startPythonWorker(opts: { args: string[]; logFile: string; env?: Record<string, string>; script?: string }): PythonWorker {
+	const command = opts.script ? [join(root, opts.script)] : ["-m", "edgetask_worker"];
+	const child = spawn("python3", ["-u", ...command, ...opts.args], {
 		cwd: root,
 		env: {
 			...process.env,
