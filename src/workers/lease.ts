@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { settings } from "../config";
 import { toBase64Url } from "../lib/base64";
 import type { Json, Priority } from "../task/model";
 
@@ -28,8 +29,7 @@ export interface LeaseState {
  * nothing starves.
  */
 export function rankOf(createdAt: number, priority: Priority, env: Env): number {
-	const raw = Number((env as unknown as Record<string, unknown>).PRIORITY_OFFSET_S);
-	const offsetMs = (Number.isFinite(raw) && raw >= 0 ? raw : 300) * 1000;
+	const offsetMs = settings(env).priorityOffsetS * 1000;
 	return createdAt - (priority === "high" ? offsetMs : priority === "low" ? -offsetMs : 0);
 }
 
