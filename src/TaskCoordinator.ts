@@ -3,7 +3,7 @@ import { settings, type Settings } from "./config";
 import { HealthReports } from "./health/reports";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
-import { findProcessor, PermanentError, type Processor } from "./processors";
+import { attemptFailure, findProcessor, type Processor } from "./processors";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
@@ -50,7 +50,9 @@ export type DispatchOutcome = "started" | "gated" | "already_dispatched" | "alre
 export type CancelOutcome = "canceled" | "already_finished" | "unknown";
 
 type AttemptResult =
-	{ kind: "succeeded"; output: unknown } | { kind: "failed"; error: TaskError; retryable: boolean } | { kind: "timed_out" };
+	| { kind: "succeeded"; output: unknown }
+	| { kind: "failed"; error: TaskError; retryable: boolean; retryAfterMs?: number }
+	| { kind: "timed_out" };
 
 /**
  * One Durable Object per task: it owns the task's state, runs the task, and tells everyone who
@@ -411,7 +413,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 				error: { code: "timeout", message: `Attempt ${attempt} exceeded timeout_s=${r.timeoutS}` },
 			});
 		} else if (result.retryable && attempt < r.maxAttempts) {
-			await this.retryLater(r, result.error);
+			await this.retryLater(r, result.error, result.retryAfterMs);
 		} else {
 			await this.finish(attempt, "failed", { error: result.error });
 		}
@@ -446,14 +448,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 				},
 			});
 			return { kind: "succeeded", output: output ?? null };
-		})().catch((e: unknown): AttemptResult => {
-			const permanent = e instanceof PermanentError;
-			return {
-				kind: "failed",
-				error: { code: permanent ? e.code : "processor_error", message: e instanceof Error ? e.message : String(e) },
-				retryable: !permanent,
-			};
-		});
+		})().catch((e: unknown): AttemptResult => ({ kind: "failed", ...attemptFailure(e) }));
 		try {
 			const result = await Promise.race([work, stop]);
 			if (result.kind === "timed_out") controller.abort(new Error("timed out"));
@@ -480,13 +475,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.commit("progress", { progress: r.progress });
 	}
 
-	/** A retryable failure with attempts left: back to queued, started again after a backoff. */
-	private async retryLater(r: TaskRecord, error: TaskError): Promise<void> {
+	/**
+	 * A retryable failure with attempts left: back to queued, started again after a backoff, or
+	 * after `retryAfterMs` when the processor knows better (an origin's `Retry-After`).
+	 */
+	private async retryLater(r: TaskRecord, error: TaskError, retryAfterMs?: number): Promise<void> {
 		r.status = "queued";
 		r.error = error;
 		r.progress = null;
 		r.offered = false;
-		r.runAfter = Date.now() + retryBackoffMs(r.attempts);
+		r.runAfter = Date.now() + (retryAfterMs ?? retryBackoffMs(r.attempts));
 		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
 

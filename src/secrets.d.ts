@@ -7,4 +7,6 @@ interface Env {
 	API_KEYS?: string;
 	/** Signs per-task capability tokens; defaults to a key derived from API_KEYS. */
 	TOKEN_SECRET?: string;
+	/** Bearer tokens for origins, a JSON object `{ "<origin>": "<token>" }`; sent as `Authorization`. */
+	ORIGIN_TOKENS?: string;
 }

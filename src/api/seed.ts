@@ -1,5 +1,5 @@
 import { admitSubmission, clientKey, withWaitingSlot } from "./admission";
-import { settings } from "../config";
+import { ConfigError, settings } from "../config";
 import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
 import { TASK_ID } from "./schemas";
@@ -68,6 +68,7 @@ export async function handleProcess(c: Context<{ Bindings: Env }>) {
 			for (const [name, value] of Object.entries(e.headers)) c.header(name, value);
 			return c.json(envelope(uuid, false, `${e.message}${details}`), status);
 		}
+		if (e instanceof ConfigError) return c.json(envelope(uuid, false, e.message), 500);
 		console.error(`POST /process ${uuid}: ${String(e)}`);
 		return c.json(envelope(uuid, false, "System error"), 500);
 	}

@@ -9,8 +9,9 @@ import { workerType } from "../workers/config";
 
 /**
  * Validates a submission and turns it into a spec, or throws the right ApiError:
- * 400 with field paths for schema problems (the type's own input schema included), 422 for a
- * type this deployment does not run. Nothing is stored or enqueued before this passes.
+ * 400 with field paths for schema problems (the type's own input schema and check included), 422
+ * for a type this deployment does not run; a `ConfigError` when a var the type needs is bad.
+ * Nothing is stored or enqueued before this passes.
  */
 export async function toSpec(env: Env, body: unknown, makeId: () => string = () => crypto.randomUUID()): Promise<TaskSpec> {
 	const parsed = SubmitBody.safeParse(body);
@@ -23,6 +24,9 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 	const input = (pull ? pull.input : processor?.input)?.safeParse(b.input ?? null);
 	if (input && !input.success)
 		throw new ApiError(400, "invalid_input", `Invalid input for type "${b.type}"`, issuesOf(input.error, ["input"]));
+	// Input that is well-formed but cannot run here (an http task naming an unknown origin).
+	const problem = input && processor?.check?.(input.data, env);
+	if (problem) throw new ApiError(400, problem.code, problem.message, [{ path: problem.path, message: problem.message }]);
 	if (b.webhook_events && !b.webhook) {
 		throw new ApiError(400, "invalid_request", "The request body does not match the schema", [
 			{ path: "webhook_events", message: "needs webhook" },

@@ -9,7 +9,7 @@ import { defineProcessor, PermanentError, sleepFor } from "./types";
 /** `fail`: throws `message` (a retryable error unless `permanent`). */
 export const fail = defineProcessor({
 	input: z.preprocess((v) => v ?? {}, z.object({ message: z.string().max(1000).default("boom"), permanent: z.boolean().default(false) })),
-	maxAttempts: 1,
+	max_attempts: 1,
 	run: async ({ message, permanent }) => {
 		throw permanent ? new PermanentError(message) : new Error(message);
 	},
@@ -18,7 +18,7 @@ export const fail = defineProcessor({
 /** `hang`: never settles and ignores its abort signal: only the object's deadline ends it. */
 export const hang = defineProcessor({
 	input: z.object({}).nullish(),
-	defaultTimeoutS: 1,
+	timeout_s: 1,
 	run: () => new Promise<never>(() => {}),
 });
 

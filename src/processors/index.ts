@@ -1,18 +1,26 @@
 import { settings } from "../config";
-import { echo, sleep } from "./builtin";
+import { http } from "../origins/http";
+import { checksum } from "./checksum";
+import { echo } from "./echo";
 import { fail, flaky, hang } from "./faults";
+import { sleep } from "./sleep";
 import type { Processor } from "./types";
 
-export type { Processor, ProcessorContext } from "./types";
-export { PermanentError } from "./types";
+export type { InputProblem, Processor, ProcessorContext } from "./types";
+export { attemptFailure, defineProcessor, PermanentError, RetryableError } from "./types";
 
-/** Task types every deployment offers. Add a processor here to add a task type. */
-const BUILTIN: Record<string, Processor> = { sleep, echo };
+/**
+ * Every task type this deployment offers, by the name clients submit. One module per type;
+ * add yours here (README "Add your own task type").
+ */
+const TASK_TYPES: Record<string, Processor> = { sleep, echo, http, checksum };
+
+/** Test processors for the failure paths, offered only with ENABLE_FAULT_PROCESSORS = "true". */
 const FAULTS: Record<string, Processor> = { fail, hang, flaky };
 
 /** The processor for `type`, or undefined when this deployment does not offer that type. */
 export function findProcessor(type: string, env: Env): Processor | undefined {
-	if (Object.hasOwn(BUILTIN, type)) return BUILTIN[type];
+	if (Object.hasOwn(TASK_TYPES, type)) return TASK_TYPES[type];
 	if (settings(env).faultProcessors && Object.hasOwn(FAULTS, type)) return FAULTS[type];
 	return undefined;
 }

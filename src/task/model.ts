@@ -33,6 +33,8 @@ export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 export interface TaskError {
 	code: string;
 	message: string;
+	/** What the processor or backend said beyond the message (e.g. an origin's status and body). */
+	details?: Json;
 }
 
 export interface TaskProgress {

@@ -22,9 +22,3 @@ export const sleep = defineProcessor({
 		return { slept_ms: ms };
 	},
 });
-
-/** `echo`: returns its input unchanged, at once. */
-export const echo = defineProcessor({
-	input: z.unknown(),
-	run: async (input) => input,
-});
