@@ -7,6 +7,8 @@ export interface Settings {
 	maxBodyBytes: number;
 	healthShards: number;
 	processTaskType: string;
+	/** When set, `POST /process` forwards to this origin's `/process` (README "Put edgetask in front of your model server"). */
+	processOrigin: string | null;
 	faultProcessors: boolean;
 	webhookRetryBaseS: number;
 	maxWaitingRequests: number;
@@ -46,6 +48,7 @@ function parse(env: Env): Settings {
 		maxBodyBytes: positive(env.MAX_BODY_BYTES, 131072),
 		healthShards: Math.floor(positive(env.HEALTH_SHARDS, 16)),
 		processTaskType: env.PROCESS_TASK_TYPE || "sleep",
+		processOrigin: env.PROCESS_ORIGIN || null,
 		faultProcessors: env.ENABLE_FAULT_PROCESSORS === "true",
 		webhookRetryBaseS: positive(env.WEBHOOK_RETRY_BASE_S, 2),
 		maxWaitingRequests: positive(env.MAX_WAITING_REQUESTS, 5000),

@@ -41,8 +41,9 @@ export function taskEnvelope(task: Task): SeedEnvelope {
 
 /**
  * `POST /process`, the seed's endpoint: the JSON body is the input of the task type named by
- * `PROCESS_TASK_TYPE`, `uuid` comes from the body or is generated, and the answer comes in the
- * seed's envelope and statuses. Unlike the seed, a timeout loses nothing: the task goes on.
+ * `PROCESS_TASK_TYPE` (or, with `PROCESS_ORIGIN` set, the body of an `http` task to that origin's
+ * `/process`), `uuid` comes from the body or is generated, and the answer comes in the seed's
+ * envelope and statuses. Unlike the seed, a timeout loses nothing: the task goes on.
  */
 export async function handleProcess(c: Context<{ Bindings: Env }>) {
 	let uuid = "";
@@ -57,13 +58,18 @@ export async function handleProcess(c: Context<{ Bindings: Env }>) {
 		if (!uuid) uuid = crypto.randomUUID();
 		if (!TASK_ID.test(uuid)) throw new ApiError(400, "invalid_id", "uuid must be 1-128 characters of A-Z a-z 0-9 . _ : -");
 		const input = { ...body, uuid };
-		const spec = await toSpec(c.env, { type: settings(c.env).processTaskType, input, id: uuid });
+		const { processOrigin, processTaskType } = settings(c.env);
+		// In front of a seed-template server: the same body goes to its own POST /process.
+		const submission = processOrigin
+			? { type: "http", input: { origin: processOrigin, path: "/process", body: input } }
+			: { type: processTaskType, input };
+		const spec = await toSpec(c.env, { ...submission, id: uuid });
 		const { task } = await withWaitingSlot(c.env, PROCESS_WAIT_S, () => submit(c.env, spec, PROCESS_WAIT_S));
 		return c.json(taskEnvelope(task), 200);
 	} catch (e) {
 		if (e instanceof ApiError) {
-			// A misconfigured PROCESS_TASK_TYPE is the server's fault, not the client's.
-			const status = e.status === 422 ? 500 : e.status;
+			// A misconfigured PROCESS_TASK_TYPE or PROCESS_ORIGIN is the server's fault, not the client's.
+			const status = e.status === 422 || e.code === "unknown_origin" ? 500 : e.status;
 			const details = e.details === undefined ? "" : `: ${JSON.stringify(e.details)}`;
 			for (const [name, value] of Object.entries(e.headers)) c.header(name, value);
 			return c.json(envelope(uuid, false, `${e.message}${details}`), status);

@@ -18,7 +18,8 @@ export const MAX_RETRY_AFTER_S = 3600;
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
 	const value = header?.trim();
 	if (!value) return undefined;
-	const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - now;
+	// Delay-seconds, or an HTTP date (every HTTP date format starts with the day's name).
+	const ms = /^\d+$/.test(value) ? Number(value) * 1000 : /^[A-Za-z]/.test(value) ? Date.parse(value) - now : NaN;
 	if (Number.isNaN(ms)) return undefined;
 	return Math.min(Math.max(0, ms), MAX_RETRY_AFTER_S * 1000);
 }

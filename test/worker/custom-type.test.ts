@@ -1,0 +1,85 @@
+/**
+ * README "Add your own task type": the example there is src/processors/checksum.ts, and this file
+ * imports that very module. It runs through the API like any type (registered in the one list),
+ * its definition's fields do what the README says, and defineProcessor enforces an output schema.
+ * Expected digests were computed independently (Python's hashlib).
+ */
+import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { checksum } from "../../src/processors/checksum";
+import { defineProcessor } from "../../src/processors";
+import { errorOf, getTask, settled, submitTask } from "./support/api";
+import { newId } from "./support/ids";
+
+describe("the README's example type (src/processors/checksum.ts)", () => {
+	it("is registered: a submitted checksum task returns the digest", async () => {
+		const res = await submitTask({ type: "checksum", input: { text: "abc" } }, { wait: 10 });
+		expect(res.body.status, JSON.stringify(res.body)).toBe("succeeded");
+		expect(res.body.output).toEqual({
+			algorithm: "SHA-256",
+			rounds: 1,
+			hex: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		});
+	});
+
+	it("hashes round after round and reports progress on the way", async () => {
+		const id = newId("checksum");
+		await submitTask({ id, type: "checksum", input: { text: "edgetask", rounds: 1000 } });
+		const done = await settled(id);
+		expect(done.output).toEqual({
+			algorithm: "SHA-256",
+			rounds: 1000,
+			hex: "0514cfa5df13c0220ed8fb2ba5df2ac90c0c94cbe634cf784b50f3873fafed92",
+		});
+		expect(done.progress).toEqual({ percent: 100, message: "round 1000 of 1000" });
+	});
+
+	it("takes the definition's fields: timeout_s 60, max_attempts 1, concurrency 2", async () => {
+		expect(checksum.defaultTimeoutS).toBe(60);
+		expect(checksum.maxAttempts).toBe(1);
+		expect(checksum.concurrency).toBe(2);
+		const res = await submitTask({ type: "checksum", input: { text: "abc", algorithm: "SHA-512" } }, { wait: 10 });
+		expect(res.body.timeout_s).toBe(60);
+		expect(res.body.output).toMatchObject({
+			hex: "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+		});
+	});
+
+	it("its input schema is checked at submit: 400 with the field's path, nothing stored", async () => {
+		const id = newId("checksum-bad");
+		const res = await submitTask({ id, type: "checksum", input: { text: "abc", rounds: 0, algorithm: "MD5" } });
+		expect(res.res.status).toBe(400);
+		const paths = (errorOf(res.body).details as { path: string }[]).map((d) => d.path).sort();
+		expect(paths).toEqual(["input.algorithm", "input.rounds"]);
+		expect((await getTask(id)).res.status).toBe(404);
+	});
+});
+
+describe("defineProcessor", () => {
+	const ctx = {
+		taskId: "t",
+		attempt: 1,
+		signal: new AbortController().signal,
+		env: {} as Env,
+		progress: () => {},
+	};
+
+	it("an output that breaks the output schema fails the attempt as invalid_output, not retried", async () => {
+		const liar = defineProcessor({
+			input: z.object({}),
+			output: z.object({ hex: z.string() }),
+			// A processor that returns the wrong shape (only a cast gets it past the compiler).
+			run: async () => ({ hex: 42 }) as unknown as { hex: string },
+		});
+		await expect(liar.run({}, ctx)).rejects.toMatchObject({
+			name: "PermanentError",
+			code: "invalid_output",
+			details: [{ path: "hex", message: expect.any(String) }],
+		});
+	});
+
+	it("defaults: 900 s, 3 attempts, no concurrency limit", () => {
+		const plain = defineProcessor({ input: z.unknown(), run: async (x) => x });
+		expect(plain).toMatchObject({ defaultTimeoutS: 900, maxAttempts: 3, concurrency: undefined });
+	});
+});
