@@ -45,11 +45,7 @@ const OriginEntry = z.strictObject({
 
 const EXAMPLE = '{"gpu":{"url":"http://127.0.0.1:8080","concurrency":1}}';
 
-const originsVar = objectVar(
-	"ORIGINS",
-	z.record(z.string().regex(ORIGIN_NAME, "origin names are 1-64 characters of A-Z a-z 0-9 . _ -"), OriginEntry),
-	EXAMPLE,
-);
+const originsVar = objectVar("ORIGINS", z.record(z.string(), OriginEntry), EXAMPLE);
 const tokensVar = objectVar("ORIGIN_TOKENS", z.record(z.string(), z.unknown()), '{"gpu":"<token>"}');
 
 /** Bearer tokens: printable, no spaces (they go into a header as they are). */
@@ -71,6 +67,9 @@ function parseOrigins(env: Env): ReadonlyMap<string, Origin> {
 	const secrets = tokens(env);
 	const origins = new Map<string, Origin>();
 	for (const [name, entry] of Object.entries(entries)) {
+		if (!ORIGIN_NAME.test(name)) {
+			throw new ConfigError("ORIGINS", `${JSON.stringify(name.slice(0, 80))}: origin names are 1-64 characters of A-Z a-z 0-9 . _ -`);
+		}
 		const token = Object.hasOwn(secrets, name) ? secrets[name] : undefined;
 		if (token !== undefined && (typeof token !== "string" || !TOKEN.test(token))) {
 			throw new ConfigError("ORIGIN_TOKENS", `the token of "${name}" must be a string of printable characters without spaces`);

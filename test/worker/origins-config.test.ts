@@ -15,6 +15,10 @@ import { newId } from "./support/ids";
 
 const GPU = { url: "http://127.0.0.1:9/", concurrency: 2, timeout_s: 30, envelope: "seed" };
 
+/** Object-valued vars are read by name, not typed on Env (a table or a JSON string). */
+type Vars = Record<string, string>;
+const overrides = (vars: Vars) => vars as EnvOverrides;
+
 /** An env with these vars (objects stand for wrangler.toml tables). */
 function withVars(vars: Record<string, unknown>): Env {
 	return { ...env, ...vars } as Env;
@@ -45,7 +49,7 @@ describe("ORIGINS: both forms", () => {
 });
 
 describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
-	const cases: { name: string; vars: EnvOverrides; says: RegExp }[] = [
+	const cases: { name: string; vars: Vars; says: RegExp }[] = [
 		{ name: "not JSON", vars: { ORIGINS: "{gpu: 1" }, says: /^ORIGINS: not valid JSON .*expected an object like \{"gpu"/ },
 		{ name: "an array", vars: { ORIGINS: "[1]" }, says: /^ORIGINS: expected a JSON object like .*, got \[1\]/ },
 		{ name: "a bad url", vars: { ORIGINS: '{"gpu":{"url":"ftp://x","concurrency":1}}' }, says: /^ORIGINS: gpu\.url: must be an http/ },
@@ -60,11 +64,15 @@ describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
 			vars: { ORIGINS: '{"gpu":{"url":"http://x","concurrency":1,"timeout_s":901}}' },
 			says: /^ORIGINS: gpu\.timeout_s: /,
 		},
-		{ name: "a misspelt key", vars: { ORIGINS: '{"gpu":{"url":"http://x","concurency":1}}' }, says: /^ORIGINS: gpu: .*concurency/ },
+		{
+			name: "a misspelt key",
+			vars: { ORIGINS: '{"gpu":{"url":"http://x","concurency":1}}' },
+			says: /^ORIGINS: .*gpu: Unrecognized key: "concurency"/,
+		},
 		{
 			name: "a bad name",
 			vars: { ORIGINS: '{"g p u":{"url":"http://x","concurrency":1}}' },
-			says: /^ORIGINS: g p u: origin names are 1-64 characters/,
+			says: /^ORIGINS: "g p u": origin names are 1-64 characters/,
 		},
 		{
 			name: "a token for no origin",
@@ -81,7 +89,7 @@ describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
 	for (const { name, vars, says } of cases) {
 		it(`${name}: 500 invalid_config, nothing stored`, async () => {
 			const id = newId("badcfg");
-			const res = await submitTask({ id, type: "http", input: { origin: "gpu" } }, { env: vars, wait: 5 });
+			const res = await submitTask({ id, type: "http", input: { origin: "gpu" } }, { env: overrides(vars), wait: 5 });
 			expect(res.res.status, JSON.stringify(res.body)).toBe(500);
 			const error = errorOf(res.body);
 			expect(error.code).toBe("invalid_config");
@@ -95,7 +103,7 @@ describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
 	it("a token never appears in the error, even when ORIGIN_TOKENS is a bare token instead of JSON", async () => {
 		for (const ORIGIN_TOKENS of ['{"gpu":"sk live 123"}', "sk-live-123", '"sk-live-123"']) {
 			const vars = { ORIGINS: '{"gpu":{"url":"http://x","concurrency":1}}', ORIGIN_TOKENS };
-			const res = await submitTask({ type: "http", input: { origin: "gpu" } }, { env: vars });
+			const res = await submitTask({ type: "http", input: { origin: "gpu" } }, { env: overrides(vars) });
 			expect(res.res.status).toBe(500);
 			expect(errorOf(res.body).message).toMatch(/^ORIGIN_TOKENS: /);
 			expect(res.text).not.toMatch(/sk.live/);
@@ -106,14 +114,14 @@ describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
 		const res = await call(
 			"/process",
 			{ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ uuid: newId("p") }) },
-			{ PROCESS_ORIGIN: "gpu", ORIGINS: "nope" },
+			overrides({ PROCESS_ORIGIN: "gpu", ORIGINS: "nope" }),
 		);
 		expect(res.res.status).toBe(500);
 		expect(res.body).toMatchObject({ success: false, code: 1, msg: expect.stringMatching(/^ORIGINS: /) });
 	});
 
 	it("types that need no origin still run", async () => {
-		const res = await submitTask({ type: "echo", input: 1 }, { env: { ORIGINS: "{gpu: 1" }, wait: 10 });
+		const res = await submitTask({ type: "echo", input: 1 }, { env: overrides({ ORIGINS: "{gpu: 1" }), wait: 10 });
 		expect(res.body.status).toBe("succeeded");
 	});
 });
