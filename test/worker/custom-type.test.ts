@@ -10,8 +10,19 @@ import { checksum } from "../../src/processors/checksum";
 import { defineProcessor } from "../../src/processors";
 import { errorOf, getTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";
+import readme from "../../README.md?raw";
+import checksumSource from "../../src/processors/checksum.ts?raw";
+import registrySource from "../../src/processors/index.ts?raw";
 
 describe("the README's example type (src/processors/checksum.ts)", () => {
+	it('is shown in README "Add your own task type" exactly as it is in the file', () => {
+		const section = readme.slice(readme.indexOf("## Add your own task type"));
+		expect(section).toContain(["```ts", checksumSource.trimEnd(), "```"].join("\n"));
+		const registration = "const TASK_TYPES: Record<string, Processor> = { sleep, echo, http, checksum };";
+		expect(section).toContain(registration);
+		expect(registrySource).toContain(registration);
+	});
+
 	it("is registered: a submitted checksum task returns the digest", async () => {
 		const res = await submitTask({ type: "checksum", input: { text: "abc" } }, { wait: 10 });
 		expect(res.body.status, JSON.stringify(res.body)).toBe("succeeded");
