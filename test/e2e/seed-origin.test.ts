@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/devServer";
-import { request, sleep, startDevServer, submit, tail, waitTerminal, type DevServer, type TaskJson } from "./helpers";
+import { request, sleep, startDevServer, submit, tail, uniqueId, waitTerminal, type DevServer, type TaskJson } from "./helpers";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The seed's process_task sleeps this long per task. */
@@ -85,18 +85,20 @@ function process(body: Record<string, unknown>) {
 
 describe("the seed template behind edgetask", () => {
 	it("a seed client's POST /process works unchanged: same body, same envelope, the seed's result", async () => {
-		const res = await process({ uuid: "seed-job-1", prompt: "a cat" });
+		// A fresh uuid: the local state persists between runs, and a known uuid returns its stored task.
+		const uuid = uniqueId("seed-job");
+		const res = await process({ uuid, prompt: "a cat" });
 		expect(res.status, JSON.stringify(res.body)).toBe(200);
-		expect(res.body).toEqual({ success: true, code: 0, msg: "ok", data: { uuid: "seed-job-1", result: "result_for_seed-job-1" } });
-		expect(seedLog).toContain("Task seed-job-1: 处理成功");
+		expect(res.body).toEqual({ success: true, code: 0, msg: "ok", data: { uuid, result: `result_for_${uuid}` } });
+		expect(seedLog).toContain(`Task ${uuid}: 处理成功`);
 		// The task is kept: GET /v1/tasks/{uuid} has it (the seed deletes a result once read).
-		const task = await waitTerminal(base, "seed-job-1", 5000);
-		expect(task.body).toMatchObject({ type: "http", status: "succeeded", output: "result_for_seed-job-1" });
+		const task = await waitTerminal(base, uuid, 5000);
+		expect(task.body).toMatchObject({ type: "http", status: "succeeded", output: `result_for_${uuid}` });
 	});
 
 	it("callers get their own answers at their own time; other work is not held behind the model", async () => {
 		const sent = Date.now();
-		const ids = ["seed-a", "seed-b", "seed-c"].map((id) => `${id}-${sent.toString(36)}`);
+		const ids = ["seed-a", "seed-b", "seed-c"].map(uniqueId);
 		const answers = ids.map((uuid) => process({ uuid }).then((res) => ({ res, at: Date.now() - sent })));
 		// While the model works through them, a task that does not use it finishes at once.
 		await sleep(300);
@@ -119,9 +121,10 @@ describe("the seed template behind edgetask", () => {
 	});
 
 	it("new clients submit an http task to the same origin and come back for the result", async () => {
-		const res = await submit(base, "http", { origin: "model", path: "/process", body: { uuid: "seed-new-client" } });
+		const uuid = uniqueId("seed-new-client");
+		const res = await submit(base, "http", { origin: "model", path: "/process", body: { uuid } });
 		expect(res.status).toBe(202);
 		const task = await waitTerminal(base, res.body.id, 20_000);
-		expect(task.body).toMatchObject({ status: "succeeded", output: "result_for_seed-new-client" });
+		expect(task.body).toMatchObject({ status: "succeeded", output: `result_for_${uuid}` });
 	});
 });
