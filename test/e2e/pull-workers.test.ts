@@ -6,7 +6,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { sleep, startDevServer, tempDir, type DevServer, type ErrorJson } from "./helpers";
-import { Api, isGrant, leaseOne, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
+import { freePort } from "../../scripts/devServer";
+import { Api, isGrant, leaseOne, startForwarder, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
 
 const KEY = "pull-test-key";
 const WORKER_TYPES = {
@@ -180,6 +181,29 @@ describe("Python worker package", () => {
 				.map((e) => e.task),
 		).not.toContain(late.id);
 		await api.cancel(late.id);
+	});
+
+	it("backs off while the server cannot be reached, and works once it can", async () => {
+		const port = await freePort();
+		const w = startPythonWorker({
+			args: ["--url", `http://127.0.0.1:${port}`, "--type", "rt", "--task", "pull_tasks:echo", "--wait", "2"],
+			env: { EDGETASK_API_KEY: KEY },
+			logFile: logFile(),
+		});
+		// Nothing listens yet: the worker logs its failures and waits longer each time.
+		await w.waitFor(/lease failed[^\n]*\n[^]*lease failed[^\n]*\n[^]*lease failed/, 30_000);
+		const delays = [...w.output().matchAll(/retried after ([\d.]+) s/g)].map((m) => Number(m[1]));
+		expect(delays[2]).toBeGreaterThan(delays[0] ?? Infinity);
+		expect(w.child.exitCode).toBeNull();
+		const forwarder = await startForwarder(server.url, port);
+		try {
+			const res = await api.submit("rt", { after: "outage" }, {}, 40);
+			expect(res.status, w.output()).toBe(200);
+			expect(res.body.output).toMatchObject({ echo: { after: "outage" } });
+		} finally {
+			w.kill("SIGKILL");
+			await forwarder.close();
+		}
 	});
 
 	it("fails an attempt on an exception (retried) and at once on PermanentError", async () => {

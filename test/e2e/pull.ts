@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -175,4 +176,34 @@ export async function stopAll(): Promise<void> {
 			await Promise.race([w.exited, sleep(5000)]);
 		}),
 	);
+}
+
+/** A plain HTTP forwarder to `target` on `port`, so a test can take "the server" away and bring it back. */
+export async function startForwarder(target: string, port: number): Promise<{ close(): Promise<void> }> {
+	const server = createServer((req, res) => {
+		const chunks: Buffer[] = [];
+		req.on("data", (c: Buffer) => chunks.push(c));
+		req.on("end", () => {
+			const headers = Object.fromEntries(Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === "string"));
+			delete headers.host;
+			delete headers.connection;
+			fetch(`${target}${req.url ?? "/"}`, { method: req.method, headers, body: chunks.length ? Buffer.concat(chunks) : undefined })
+				.then(async (answer) => {
+					res.writeHead(
+						answer.status,
+						Object.fromEntries([...answer.headers].filter(([k]) => k !== "content-encoding" && k !== "transfer-encoding")),
+					);
+					res.end(Buffer.from(await answer.arrayBuffer()));
+				})
+				.catch(() => res.destroy());
+		});
+	});
+	await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+	return {
+		close: () =>
+			new Promise<void>((resolve) => {
+				server.closeAllConnections();
+				server.close(() => resolve());
+			}),
+	};
 }

@@ -174,15 +174,21 @@ class Worker:
                 try:
                     lease = self.api.lease(self.types, self.worker_id, self.wait_s)
                 except NetworkError as e:
-                    delay = backoff.sleep(self._stop)
+                    if self._stop.is_set():
+                        break
+                    delay = backoff.next_delay()
                     log.warning("lease failed (%s); retried after %.1f s", e, delay)
+                    self._stop.wait(delay)
                     continue
                 except ApiError as e:
                     if not e.retryable:
                         self._give_up(e)
                         return
-                    delay = backoff.sleep(self._stop, e.retry_after)
+                    if self._stop.is_set():
+                        break
+                    delay = backoff.next_delay(e.retry_after)
                     log.warning("lease refused (%s); retried after %.1f s", e, delay)
+                    self._stop.wait(delay)
                     continue
                 backoff.reset()
                 if lease is not None:
