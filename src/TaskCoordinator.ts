@@ -604,7 +604,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.lease.reported = "complete";
 		r.runMs = Date.now() - (r.startedAt ?? Date.now());
 		this.leaseProgress?.throttle.cancel();
-		await this.finish(r.attempts, "succeeded", { output });
+		this.finishWithoutWaiting(r.attempts, "succeeded", { output });
 		return { kind: "ok", status: r.status };
 	}
 
@@ -621,8 +621,18 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.leaseProgress?.throttle.cancel();
 		const stored = { code: error.code, message: error.message.slice(0, MAX_WORKER_ERROR_MESSAGE) };
 		if (retryable && r.attempts < r.maxAttempts) await this.retryLater(r, stored);
-		else await this.finish(r.attempts, "failed", { error: stored });
+		else this.finishWithoutWaiting(r.attempts, "failed", { error: stored });
 		return { kind: "ok", status: r.status };
+	}
+
+	/**
+	 * `finish` for a worker's call: the outcome is stored and every waiter told before its first
+	 * await (commit is synchronous, and the output gate holds the reply until it is durable), so
+	 * the worker is answered without waiting for the health report's batch and the alarm move,
+	 * which go on here (the alarm, still at the lease's expiry, redoes both if they are lost).
+	 */
+	private finishWithoutWaiting(attempt: number, status: TaskStatus, fields: { output?: Json; error?: TaskError }): void {
+		this.ctx.waitUntil(this.finish(attempt, status, fields));
 	}
 
 	/** Why `token` may not act on the task now (null: it is the running attempt's lease). */
