@@ -78,11 +78,17 @@ class WorkApi:
             heartbeat_s=float(lease["heartbeat_s"]),
         )
 
-    def heartbeat(self, task_id: str, token: str, progress: Optional[Dict[str, Any]] = None) -> HeartbeatAnswer:
+    def heartbeat(
+        self,
+        task_id: str,
+        token: str,
+        progress: Optional[Dict[str, Any]] = None,
+        timeout_s: Optional[float] = None,
+    ) -> HeartbeatAnswer:
         body: Dict[str, Any] = {"token": token}
         if progress is not None:
             body["progress"] = progress
-        answer = self._call("POST", f"/v1/work/{_quote(task_id)}/heartbeat", body) or {}
+        answer = self._call("POST", f"/v1/work/{_quote(task_id)}/heartbeat", body, timeout_s=timeout_s) or {}
         return HeartbeatAnswer(
             expires_at=str(answer.get("expires_at", "")),
             cancel_requested=bool(answer.get("cancel_requested", False)),

@@ -394,7 +394,10 @@ class _Heartbeat(threading.Thread):
                     )
                 progress = ctx.take_progress()
                 try:
-                    answer = self.api.heartbeat(self.lease.task_id, self.lease.token, progress)
+                    # A stuck call must not outlive the lease: give up on it in time to try again.
+                    answer = self.api.heartbeat(
+                        self.lease.task_id, self.lease.token, progress, timeout_s=max(2.0, min(10.0, self.interval))
+                    )
                 except (NetworkError, ApiError) as e:
                     self._sent()
                     if progress is not None:

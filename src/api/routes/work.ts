@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { settings } from "../../config";
 import { workerTypes } from "../../workers/config";
 import { CompleteBody, FailBody, HeartbeatBody, LeaseBody } from "../../workers/lease";
-import type { LeaseOutcome } from "../../workers/outcomes";
+import type { HeartbeatOutcome, LeaseOutcome } from "../../workers/outcomes";
 import { WORK_LANE } from "../../workers/WorkLane";
 import { withWaitingSlot } from "../admission";
 import { routes, type App } from "../app";
@@ -35,6 +35,20 @@ async function body<S extends z.ZodType>(c: Context<App>, schema: S): Promise<z.
 	return parsed.data;
 }
 
+/**
+ * An object call that failed (its instance was reset mid-call: a deploy, an eviction, a crash)
+ * is a 503 with Retry-After, which workers retry; never a bare 500.
+ */
+async function reach<T>(what: string, call: () => Promise<T>): Promise<T> {
+	try {
+		return await call();
+	} catch (e) {
+		if (e instanceof ApiError) throw e;
+		console.error(`${what}: object call failed: ${String(e)}`);
+		throw new ApiError(503, "unavailable", `${what} is briefly unavailable; retry`, undefined, { "Retry-After": "1" });
+	}
+}
+
 /** 404 for a task that does not exist, 409 `lease_lost` for a token that is not its current lease. */
 function refused(id: string, outcome: Exclude<LeaseOutcome, { kind: "ok" }>): never {
 	if (outcome.kind === "unknown") throw new ApiError(404, "task_not_found", `No task with id ${id}`);
@@ -57,7 +71,7 @@ workRoutes.post("/v1/work/lease", async (c) => {
 	}
 	const lane = c.env.WORK_LANE.getByName(WORK_LANE);
 	const lease = () => lane.lease(b.types, b.worker_id, Math.round(b.wait_s * 1000));
-	const grant = b.wait_s > 0 ? await withWaitingSlot(c.env, b.wait_s, lease) : await lease();
+	const grant = await reach("the work lane", () => (b.wait_s > 0 ? withWaitingSlot(c.env, b.wait_s, lease) : lease()));
 	if (!grant) return c.body(null, 204);
 	return c.json(grant, 200);
 });
@@ -67,7 +81,10 @@ workRoutes.post("/v1/work/:id/heartbeat", async (c) => {
 	requireWorkerAccess(c);
 	const id = taskIdParam(c);
 	const b = await body(c, HeartbeatBody);
-	const outcome = await c.env.TASKS.getByName(id).heartbeat(b.token, b.progress ?? null);
+	const outcome = await reach<HeartbeatOutcome>(
+		`task ${id}`,
+		async () => await c.env.TASKS.getByName(id).heartbeat(b.token, b.progress ?? null),
+	);
 	if (outcome.kind !== "ok") refused(id, outcome);
 	return c.json({ expires_at: new Date(outcome.expiresAt).toISOString(), cancel_requested: outcome.cancelRequested }, 200);
 });
@@ -77,7 +94,7 @@ workRoutes.post("/v1/work/:id/complete", async (c) => {
 	requireWorkerAccess(c);
 	const id = taskIdParam(c);
 	const b = await body(c, CompleteBody);
-	const outcome = await c.env.TASKS.getByName(id).completeLease(b.token, b.output);
+	const outcome = await reach<LeaseOutcome>(`task ${id}`, async () => await c.env.TASKS.getByName(id).completeLease(b.token, b.output));
 	if (outcome.kind !== "ok") refused(id, outcome);
 	return c.json({ id, status: outcome.status }, 200);
 });
@@ -87,7 +104,10 @@ workRoutes.post("/v1/work/:id/fail", async (c) => {
 	requireWorkerAccess(c);
 	const id = taskIdParam(c);
 	const b = await body(c, FailBody);
-	const outcome = await c.env.TASKS.getByName(id).failLease(b.token, b.error, b.retryable);
+	const outcome = await reach<LeaseOutcome>(
+		`task ${id}`,
+		async () => await c.env.TASKS.getByName(id).failLease(b.token, b.error, b.retryable),
+	);
 	if (outcome.kind !== "ok") refused(id, outcome);
 	return c.json({ id, status: outcome.status }, 200);
 });
