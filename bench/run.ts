@@ -16,6 +16,9 @@
  *         one `Prefer: wait=60` long-poll, all held at once (100 with --quick); every one must be
  *         released within 1 s of its task's end; delay from result stored (`finished_at`) to
  *         event received, p50/p99 per delivery (target p99 ≤ 50 ms).
+ *   origin  (bench/origin.ts; edgetask only): 400 `http` tasks against a local origin that takes
+ *         200 ms a request, limit 8 (ceiling 40 tasks/s): tasks/s, and the origin's own count of
+ *         requests in flight (40 with --quick).
  *   soak  (--soak N) N sleep-0 tasks at concurrency 50 against edgetask; workerd RSS over time
  *         (--soak-floor: the same against floor (b), for the runtime's own growth).
  * Diagnostics (not in the main table): edgetask's server-side breakdown of its overhead, CPU
@@ -45,6 +48,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer, type DevServer } from "../scripts/devServer.ts";
 import { describeL1, l1Defaults, runL1, type L1Result } from "./live.ts";
+import { describeOrigin, ORIGIN_DEFAULTS, runOrigin, startBenchOrigin, type BenchOrigin, type OriginResult } from "./origin.ts";
 import {
 	cpuMsByRole,
 	epochNow,
@@ -87,7 +91,7 @@ interface Options {
 }
 
 type TargetKey = "edgetask" | "floorA" | "floorB" | "floorStore";
-const WORKLOADS = ["W3", "c1", "W1", "W2", "L1"];
+const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin"];
 const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
 
 function parseArgs(argv: string[]): Options {
@@ -160,8 +164,32 @@ function parseArgs(argv: string[]): Options {
 const opts = parseArgs(process.argv.slice(2));
 
 const COUNTS = opts.quick
-	? { w3Rounds: 1, warmup: 10, w1: 30, w2: 300, w2Conc: 100, c1Zero: 15, c1Hundred: 5, hop: 30, diagW2: 200, l1: opts.l1.n ?? 100 }
-	: { w3Rounds: 3, warmup: 30, w1: 100, w2: 2000, w2Conc: 100, c1Zero: 50, c1Hundred: 20, hop: 100, diagW2: 2000, l1: opts.l1.n ?? 1000 };
+	? {
+			w3Rounds: 1,
+			warmup: 10,
+			w1: 30,
+			w2: 300,
+			w2Conc: 100,
+			c1Zero: 15,
+			c1Hundred: 5,
+			hop: 30,
+			diagW2: 200,
+			l1: opts.l1.n ?? 100,
+			origin: 40,
+		}
+	: {
+			w3Rounds: 3,
+			warmup: 30,
+			w1: 100,
+			w2: 2000,
+			w2Conc: 100,
+			c1Zero: 50,
+			c1Hundred: 20,
+			hop: 100,
+			diagW2: 2000,
+			l1: opts.l1.n ?? 1000,
+			origin: ORIGIN_DEFAULTS.n,
+		};
 const SOAK_CONC = 50;
 /** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
 const REQUEST_TIMEOUT_MS = 70_000;
@@ -660,11 +688,12 @@ async function main() {
 	);
 	const stateDir = mkdtempSync(join(tmpdir(), "edgetask-bench-"));
 	const servers: DevServer[] = [];
+	let stopOrigin = async () => {};
 	let stopping = false;
 	const stopAll = async () => {
 		if (stopping) return;
 		stopping = true;
-		await Promise.allSettled(servers.map((s) => s.stop()));
+		await Promise.allSettled([...servers.map((s) => s.stop()), stopOrigin()]);
 		try {
 			rmSync(stateDir, { recursive: true, force: true });
 		} catch {
@@ -694,13 +723,17 @@ async function main() {
 			console.log(
 				`edgetask code: ${opts.live ? "working tree (--live)" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}`,
 			);
+		// The origin workload's backend must exist before edgetask starts: its URL is in ORIGINS.
+		const benchOrigin: BenchOrigin | null =
+			wantEdge && opts.workloads.includes("origin") ? await startBenchOrigin(ORIGIN_DEFAULTS.limit, ORIGIN_DEFAULTS.workMs) : null;
+		if (benchOrigin) stopOrigin = () => benchOrigin.stop();
 		const t0 = performance.now();
 		const [edge, floor] = await Promise.all([
 			wantEdge
 				? startDevServer({
 						config: snap.config,
 						persistTo: join(stateDir, "edgetask"),
-						vars: { API_KEYS: API_KEY, ...opts.edgeVars },
+						vars: { API_KEYS: API_KEY, ...benchOrigin?.vars, ...opts.edgeVars },
 						readyTimeoutMs: 120_000,
 					})
 				: Promise.resolve(null),
@@ -811,6 +844,11 @@ async function main() {
 					(r: L1Result) => describeL1(r).join("\n         "),
 					[edge],
 				);
+			}
+			if (want("origin") && all.edgetask && targets.includes(all.edgetask) && benchOrigin) {
+				const o = { ...ORIGIN_DEFAULTS, n: COUNTS.origin };
+				console.log(`origin: ${o.n} http tasks, origin takes ${o.workMs} ms a request, limit ${o.limit} (edgetask only)`);
+				await each("origin", (t) => runOrigin(t.server.url, API_KEY, benchOrigin, o), describeOrigin, [all.edgetask]);
 			}
 		}
 
@@ -1001,6 +1039,22 @@ async function main() {
 			"0",
 			(v) => v === 0,
 		);
+		const originR = results.origin?.edgetask as OriginResult | undefined;
+		if (originR) {
+			const name = `origin (${originR.n} http tasks, origin ${originR.workMs} ms/request, limit ${originR.limit})`;
+			add(name, `throughput, tasks/s (the origin's ceiling: ${fmt(originR.ceilingPerS, 0)})`, { edgetask: originR.tasksPerS }, "—", null);
+			add(name, "throughput, % of the ceiling", { edgetask: (100 * originR.tasksPerS) / originR.ceilingPerS }, "—", null);
+			add(
+				name,
+				"requests in flight at the origin, max (count)",
+				{ edgetask: originR.originMaxInFlight },
+				`≤ ${originR.limit}`,
+				(v) => v <= originR.limit,
+			);
+			add(name, "wait for a slot (created → started), p50 ms", { edgetask: originR.wait.p50 }, "—", null);
+			add(name, "wait for a slot (created → started), p99 ms", { edgetask: originR.wait.p99 }, "—", null);
+			add(name, "errors", { edgetask: originR.n - originR.ok }, "0", (v) => v === 0);
+		}
 		const l1r = results.L1?.edgetask as L1R | undefined;
 		if (l1r) {
 			const l1Name = `L1 (${l1r.n} tasks × 1 WS + 1 long-poll${l1r.mode === "stream" ? ", 1–3 s each" : ""})`;

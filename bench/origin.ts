@@ -1,0 +1,126 @@
+/**
+ * The "origin" workload of `npm run bench`: the `http` task type against a local origin (a Node
+ * HTTP server on 127.0.0.1) that takes `workMs` per request, with the origin's concurrency limit
+ * `limit`. The origin cannot do more than limit / workMs requests a second (8 / 0.2 s = 40/s):
+ * that is the ceiling the throughput is compared with. The origin counts its own requests in
+ * flight, so the run also shows whether the limit held.
+ *
+ * The origin is started before edgetask (its URL goes into edgetask's `ORIGINS` var).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { runPool, summarize, timedPost, type Summary } from "./lib.ts";
+
+export const ORIGIN_DEFAULTS = { n: 400, limit: 8, workMs: 200 };
+
+export interface BenchOrigin {
+	/** The `ORIGINS` var that names this origin "bench". */
+	vars: Record<string, string>;
+	/** Requests answered, and the most ever in flight at once, since the last reset. */
+	stats(): { requests: number; maxInFlight: number };
+	reset(): void;
+	stop(): Promise<void>;
+}
+
+export async function startBenchOrigin(limit: number, workMs: number): Promise<BenchOrigin> {
+	let inFlight = 0;
+	let maxInFlight = 0;
+	let requests = 0;
+	const server: Server = createServer((req, res) => {
+		inFlight += 1;
+		maxInFlight = Math.max(maxInFlight, inFlight);
+		res.on("close", () => (inFlight -= 1));
+		req.resume();
+		req.on("end", () => {
+			setTimeout(() => {
+				requests += 1;
+				res.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+			}, workMs);
+		});
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	const port = (server.address() as AddressInfo).port;
+	const origins = { bench: { url: `http://127.0.0.1:${port}`, concurrency: limit, timeout_s: 60 } };
+	return {
+		vars: { ORIGINS: JSON.stringify(origins) },
+		stats: () => ({ requests, maxInFlight }),
+		reset: () => {
+			requests = 0;
+			maxInFlight = inFlight;
+		},
+		stop: () =>
+			new Promise<void>((resolve) => {
+				server.closeAllConnections();
+				server.close(() => resolve());
+			}),
+	};
+}
+
+export interface OriginResult {
+	n: number;
+	limit: number;
+	workMs: number;
+	ok: number;
+	errors: string[];
+	wallS: number;
+	tasksPerS: number;
+	/** limit / workMs: the most the origin itself can do. */
+	ceilingPerS: number;
+	originRequests: number;
+	originMaxInFlight: number;
+	/** Per task: started_at − created_at (time waiting for a slot included), ms. */
+	wait: Summary;
+}
+
+/**
+ * Submits `n` http tasks at once (each `Prefer: wait=60`, so each answer is its task's end) and
+ * measures the wall time from the first submit to the last answer.
+ */
+export async function runOrigin(base: string, apiKey: string, origin: BenchOrigin, o = ORIGIN_DEFAULTS): Promise<OriginResult> {
+	const headers = { prefer: "wait=60", authorization: `Bearer ${apiKey}` };
+	// Warm the path (object creation, the first outbound connection) before counting.
+	await timedPost(`${base}/v1/tasks`, JSON.stringify({ type: "http", input: { origin: "bench", path: "/warm" } }), headers, 30_000);
+	origin.reset();
+	const errors: string[] = [];
+	const waits: number[] = [];
+	const t0 = performance.now();
+	const { results } = await runPool(o.n, o.n, 120_000, (i) =>
+		timedPost(
+			`${base}/v1/tasks`,
+			JSON.stringify({ type: "http", input: { origin: "bench", path: "/work", body: { i } } }),
+			headers,
+			90_000,
+		),
+	);
+	const wallS = (performance.now() - t0) / 1000;
+	let ok = 0;
+	for (const t of results) {
+		const task = t.json as { status?: string; created_at?: string; started_at?: string | null } | null;
+		if (t.status === 200 && task?.status === "succeeded") {
+			ok += 1;
+			if (task.created_at && task.started_at) waits.push(Date.parse(task.started_at) - Date.parse(task.created_at));
+		} else if (errors.length < 5) errors.push(`HTTP ${t.status} ${task?.status ?? t.error ?? ""}`.trim());
+	}
+	const { requests, maxInFlight } = origin.stats();
+	return {
+		n: o.n,
+		limit: o.limit,
+		workMs: o.workMs,
+		ok,
+		errors,
+		wallS,
+		tasksPerS: ok / wallS,
+		ceilingPerS: (o.limit * 1000) / o.workMs,
+		originRequests: requests,
+		originMaxInFlight: maxInFlight,
+		wait: summarize(waits),
+	};
+}
+
+export function describeOrigin(r: OriginResult): string {
+	return (
+		`${r.ok}/${r.n} ok in ${r.wallS.toFixed(1)} s: ${r.tasksPerS.toFixed(1)} tasks/s vs the origin's ceiling ${r.ceilingPerS.toFixed(0)}/s ` +
+		`(${((100 * r.tasksPerS) / r.ceilingPerS).toFixed(0)} %); origin saw ${r.originRequests} requests, at most ${r.originMaxInFlight} in flight (limit ${r.limit}); ` +
+		`wait for a slot p50 ${r.wait.p50.toFixed(0)} p99 ${r.wait.p99.toFixed(0)} ms${r.errors.length ? `; errors ${r.errors.join("; ")}` : ""}`
+	);
+}
