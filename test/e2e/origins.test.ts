@@ -254,6 +254,24 @@ describe("http: answers that must not wedge a task", () => {
 		await vi.waitFor(() => expect(origin.requestsTo(path)[0].abortedByCaller).toBe(true), { timeout: 5000, interval: 100 });
 	});
 
+	it("an answer that stalls after its headers is cut by the origin's timeout_s and retried", async () => {
+		const id = uniqueId("http-stall");
+		const path = `/stall/${id}`;
+		origin.on(path, (_req, res) => {
+			res.writeHead(200, { "content-type": "application/json" });
+			res.write('{"partial": ');
+		});
+		await submitHttp({ origin: "quick", path }, { id });
+		await vi.waitFor(() => expect(origin.requestsTo(path)[0]?.abortedByCaller).toBe(true), { timeout: 10_000, interval: 100 });
+		const [first] = origin.requestsTo(path);
+		expect((first.endedAt ?? 0) - first.at).toBeLessThan(4000);
+		await vi.waitFor(async () => expect(((await getTask(base, id)).body as HttpTask).error?.code).toBe("origin_timeout"), {
+			timeout: 10_000,
+			interval: 200,
+		});
+		await request(`${base}/v1/tasks/${id}/cancel`, { method: "POST" });
+	});
+
 	it("a 2xx that is not JSON fails origin_bad_response with the start of the body", async () => {
 		const id = uniqueId("http-html");
 		const path = `/html/${id}`;
