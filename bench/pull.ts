@@ -15,7 +15,7 @@ import { tmpdir, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer } from "../scripts/devServer.ts";
-import { epochNow, fmt, sleep, summarize } from "./lib.ts";
+import { cpuMsByRole, epochNow, fmt, processTree, sampleTree, sleep, summarize } from "./lib.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -94,8 +94,14 @@ async function main(): Promise<void> {
 		// Warm-up: one task per worker pays for the first objects and connections.
 		await Promise.all(Array.from({ length: WORKERS }, () => submitAndWait(server.url)));
 
+		const serverPid = server.child.pid ?? 0;
+		const workerTicks = () => workers.flatMap((w) => processTree(w.child.pid ?? 0)).reduce((a, st) => a + st.cpuTicks, 0);
+		const cpuBefore = sampleTree(serverPid, server.port);
+		const workerTicksBefore = workerTicks();
 		const started = epochNow();
 		const outcomes = await Promise.all(Array.from({ length: TASKS }, () => submitAndWait(server.url)));
+		const serverCpu = cpuMsByRole(cpuBefore, sampleTree(serverPid, server.port));
+		const workersCpuMs = (workerTicks() - workerTicksBefore) * 10;
 		const wallMs = Math.max(...outcomes.map((o) => o.answeredAt)) - started;
 		const ok = outcomes.filter((o) => o.ok);
 		const returnedToAnswer = summarize(ok.filter((o) => o.returnedAt !== undefined).map((o) => o.answeredAt - (o.returnedAt ?? 0)));
@@ -118,6 +124,9 @@ async function main(): Promise<void> {
 			retried: ok.filter((o) => (o.attempts ?? 1) > 1).length,
 			returnedToAnswerMs: returnedToAnswer,
 			storedToAnswerMs: storedToAnswer,
+			/** CPU time per task: the runtime running the Worker and its objects, and the Python workers. */
+			runtimeCpuMsPerTask: (serverCpu["workerd-runtime"] ?? 0) / TASKS,
+			workersCpuMsPerTask: workersCpuMs / TASKS,
 		};
 		console.log(`pull: ${WORKERS} Python workers, ${TASKS} tasks of ${MS} ms, each caller long-polling its own (Prefer: wait=60)`);
 		console.log(
@@ -127,6 +136,9 @@ async function main(): Promise<void> {
 			`  function returned → caller's answer (the worker's complete call included): p50 ${fmt(returnedToAnswer.p50)} / p99 ${fmt(returnedToAnswer.p99)} ms`,
 		);
 		console.log(`  result stored (finished_at) → caller's answer: p50 ${fmt(storedToAnswer.p50)} / p99 ${fmt(storedToAnswer.p99)} ms`);
+		console.log(
+			`  CPU per task: runtime (workerd) ${fmt(result.runtimeCpuMsPerTask, 2)} ms, Python workers ${fmt(result.workersCpuMsPerTask, 2)} ms`,
+		);
 		console.log(
 			`  errors ${result.errors}, retried ${result.retried}, load average ${loadavg()
 				.map((l) => l.toFixed(2))
