@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { imageOrigin } from "./test/shared/imageOrigin.ts";
 
 // Two projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
 // `e2e` runs in Node and talks real HTTP/WebSocket to a `wrangler dev` it starts itself.
@@ -20,6 +21,9 @@ export default defineConfig({
 								// Short enough for tests to watch recovery happen.
 								QUEUED_RECOVERY_S: "2",
 							},
+							// The worker's outbound fetches: https://images.edgetask.test is served by the
+							// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
+							outboundService: imageOrigin,
 						},
 					}),
 				],

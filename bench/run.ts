@@ -19,6 +19,10 @@
  *   origin  (bench/origin.ts; edgetask only): 400 `http` tasks against a local origin that takes
  *         200 ms a request, limit 8 (ceiling 40 tasks/s): tasks/s, and the origin's own count of
  *         requests in flight (40 with --quick).
+ *   F1    files (bench/files.ts; edgetask only): a 20 MiB file uploaded and downloaded 10 times
+ *         (3 with --quick): MiB/s each way, sha256 checked every time.
+ *   I1    image.resize of a fixed 1920×1080 JPEG to 256 px (bench/files.ts; edgetask only):
+ *         resizes/s at concurrency 1 and 4 (40 each; 10 with --quick).
  *   soak  (--soak N) N sleep-0 tasks at concurrency 50 against edgetask; workerd RSS over time
  *         (--soak-floor: the same against floor (b), for the runtime's own growth).
  * Diagnostics (not in the main table): edgetask's server-side breakdown of its overhead, CPU
@@ -35,7 +39,7 @@
  * --no-diag (skip diagnostics), --seed N, --live, --soak-only (with --soak: skip everything else),
  * --soak-floor, --code DIR (benchmark DIR/src + DIR/wrangler.toml instead of this checkout's,
  * e.g. another worktree), --edge-var NAME=VALUE (extra edgetask var, repeatable),
- * --workloads W3,c1,W1,W2,L1 (a subset), --l1-n N (L1's task count), --l1-stream (L1 tasks of
+ * --workloads W3,c1,W1,W2,L1,F1,I1 (a subset), --l1-n N (L1's task count), --l1-stream (L1 tasks of
  * 1–3 s from their submission instead of ends held in one window), --l1-hold-ms / --l1-window-ms
  * (L1's schedule), --l1-conc N (L1 submissions in flight).
  * Every loop is bounded in count and in time.
@@ -47,6 +51,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer, type DevServer } from "../scripts/devServer.ts";
+import { runF1, runI1, type F1Result, type I1Result } from "./files.ts";
 import { describeL1, l1Defaults, runL1, type L1Result } from "./live.ts";
 import { describeOrigin, ORIGIN_DEFAULTS, runOrigin, startBenchOrigin, type BenchOrigin, type OriginResult } from "./origin.ts";
 import {
@@ -91,7 +96,7 @@ interface Options {
 }
 
 type TargetKey = "edgetask" | "floorA" | "floorB" | "floorStore";
-const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin"];
+const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin", "F1", "I1"];
 const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
 
 function parseArgs(argv: string[]): Options {
@@ -148,7 +153,7 @@ function parseArgs(argv: string[]): Options {
 			o.targets = list;
 		} else if (a === "--help" || a === "-h") {
 			console.log(
-				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
+				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1,F1,I1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
 			);
 			process.exit(0);
 		} else throw new Error(`unknown option ${a}`);
@@ -176,6 +181,8 @@ const COUNTS = opts.quick
 			diagW2: 200,
 			l1: opts.l1.n ?? 100,
 			origin: 40,
+			f1: 3,
+			i1: 10,
 		}
 	: {
 			w3Rounds: 3,
@@ -189,6 +196,8 @@ const COUNTS = opts.quick
 			diagW2: 2000,
 			l1: opts.l1.n ?? 1000,
 			origin: ORIGIN_DEFAULTS.n,
+			f1: 10,
+			i1: 40,
 		};
 const SOAK_CONC = 50;
 /** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
@@ -755,7 +764,7 @@ async function main() {
 		for (const t of targets) await warmup(t);
 		if (opts.diag && all.floorStore) await warmup(all.floorStore);
 
-		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {}, L1: {} };
+		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {}, L1: {}, F1: {}, I1: {} };
 		const interference: Record<string, { foreignCores: number; ownCores: number }> = {};
 		const reloadWarnings: string[] = [];
 		const settle = () => sleep(1000);
@@ -849,6 +858,31 @@ async function main() {
 				const o = { ...ORIGIN_DEFAULTS, n: COUNTS.origin };
 				console.log(`origin: ${o.n} http tasks, origin takes ${o.workMs} ms a request, limit ${o.limit} (edgetask only)`);
 				await each("origin", (t) => runOrigin(t.server.url, API_KEY, benchOrigin, o), describeOrigin, [all.edgetask]);
+			}
+		}
+
+		if (all.edgetask && targets.includes(all.edgetask)) {
+			const edge = all.edgetask;
+			const want = (w: string) => opts.workloads.includes(w);
+			if (want("F1")) {
+				console.log(`F1: a 20 MiB file uploaded and downloaded ${COUNTS.f1} times (edgetask only)`);
+				await each(
+					"F1",
+					(t) => runF1(t.server.url, API_KEY, COUNTS.f1, 180_000),
+					(r: F1Result) =>
+						`upload p50 ${fmt(r.uploadMiBps.p50)} MiB/s (min ${fmt(r.uploadMiBps.min)}), download p50 ${fmt(r.downloadMiBps.p50)} MiB/s (min ${fmt(r.downloadMiBps.min)}); n ${r.n}; errors ${r.errors.length} ${r.errors.slice(0, 3).join("; ")}`,
+					[edge],
+				);
+			}
+			if (want("I1")) {
+				console.log(`I1: image.resize of a 1920×1080 JPEG to 256 px, ${COUNTS.i1} at concurrency 1 then 4 (edgetask only)`);
+				await each(
+					"I1",
+					(t) => runI1(t.server.url, API_KEY, COUNTS.i1, 180_000),
+					(r: I1Result) =>
+						`${fmt(r.c1.perS)} resizes/s at c1 (p50 ${fmt(r.c1.ms.p50)} ms), ${fmt(r.c4.perS)} at c4 (p50 ${fmt(r.c4.ms.p50)} ms); JPEG ${r.image.bytes} bytes; errors ${r.errors.length} ${r.errors.slice(0, 3).join("; ")}`,
+					[edge],
+				);
 			}
 		}
 
@@ -1144,6 +1178,54 @@ async function main() {
 				(v) => v === 0,
 			);
 		}
+		if (results.F1?.edgetask) {
+			const f1Name = `F1 (20 MiB file, ${(results.F1.edgetask as F1Result).n} round trips)`;
+			add(
+				f1Name,
+				"upload MiB/s, p50 / min",
+				pick<F1Result>("F1", (r) => `${fmt(r.uploadMiBps.p50)} / ${fmt(r.uploadMiBps.min)}`),
+				"—",
+				null,
+			);
+			add(
+				f1Name,
+				"download MiB/s, p50 / min",
+				pick<F1Result>("F1", (r) => `${fmt(r.downloadMiBps.p50)} / ${fmt(r.downloadMiBps.min)}`),
+				"—",
+				null,
+			);
+			add(
+				f1Name,
+				"errors (sha256 mismatches included)",
+				pick<F1Result>("F1", (r) => r.errors.length),
+				"0",
+				(v) => v === 0,
+			);
+		}
+		if (results.I1?.edgetask) {
+			const i1Name = "I1 (image.resize 1920×1080 JPEG → 256 px)";
+			add(
+				i1Name,
+				"resizes/s at concurrency 1 (p50 ms)",
+				pick<I1Result>("I1", (r) => `${fmt(r.c1.perS)} (${fmt(r.c1.ms.p50)})`),
+				"—",
+				null,
+			);
+			add(
+				i1Name,
+				"resizes/s at concurrency 4 (p50 ms)",
+				pick<I1Result>("I1", (r) => `${fmt(r.c4.perS)} (${fmt(r.c4.ms.p50)})`),
+				"—",
+				null,
+			);
+			add(
+				i1Name,
+				"errors",
+				pick<I1Result>("I1", (r) => r.errors.length),
+				"0",
+				(v) => v === 0,
+			);
+		}
 		const anySoak = soaks.edgetask ?? soaks.floorB;
 		if (anySoak) {
 			const sw = `soak (${anySoak.n} × sleep 0, conc ${SOAK_CONC})`;
@@ -1279,7 +1361,7 @@ async function main() {
 		diagLines.push(
 			`Other load on the machine during the runs (cores busy outside this benchmark): max ${foreignMax.toFixed(2)} of ${cpus().length}; load avg start ${loadStart.map((x) => x.toFixed(2)).join(" ")}, end ${loadEnd.map((x) => x.toFixed(2)).join(" ")}.`,
 		);
-		const perRun = ["W3", "c1", "W1", "W2", "L1", "soak"]
+		const perRun = ["W3", "c1", "W1", "W2", "L1", "F1", "I1", "soak"]
 			.filter((w) => MAIN_TARGETS.some((k) => interference[`${w}/${k}`]))
 			.map(
 				(w) =>

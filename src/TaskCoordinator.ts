@@ -1,9 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { settings, type Settings } from "./config";
+import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
-import { attemptFailure, findProcessor, type Processor } from "./processors";
+import { attemptFailure, findProcessor, PermanentError, type Processor } from "./processors";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
@@ -32,6 +33,8 @@ const MAX_RECOVERY_GAP_MS = 3_600_000;
 const ADOPT_AFTER_MS = 1000;
 /** A terminal status the health shard did not acknowledge is reported again this much later. */
 const REPORT_RETRY_MS = 2000;
+/** A task whose files could not be deleted at its TTL tries again this much later. */
+const FILE_DELETE_RETRY_MS = 60_000;
 /** Longest progress message stored and sent. */
 export const MAX_PROGRESS_MESSAGE = 256;
 
@@ -60,7 +63,7 @@ type AttemptResult =
  * anything happens. The task's lifecycle (create, dispatch, run, retry, finish, expire) is decided
  * in this file; what it delegates has names: fan-out to waiters and subscribers (task/fanout.ts),
  * webhook deliveries (webhooks/outbox.ts), health reports (health/reports.ts), progress
- * coalescing (task/throttle.ts).
+ * coalescing (task/throttle.ts), the task's files and how its output is stored (files/taskFiles.ts).
  *
  * `create` stores the task as `queued`; the API then sends its queue message; the consumer's
  * `dispatch` starts the attempt at once (waiting for the alarm would add ~10 ms locally) and
@@ -101,11 +104,13 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private leaseProgress: { attempt: number; throttle: Throttle } | null = null;
 	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
 	private queuePosition: number | null = null;
+	private readonly files: TaskFiles;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.cfg = settings(env);
 		this.fanout = new Fanout(ctx, env);
+		this.files = new TaskFiles(ctx.storage.sql, env);
 		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
 		this.webhooks = new WebhookOutbox({
 			record: () => this.record,
@@ -446,8 +451,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 				progress: (percent, message) => {
 					if (this.setProgress(r, attempt, percent, message)) progressEvents.changed();
 				},
+				files: this.files.forAttempt(r.id, () => this.record === r && r.status === "running" && r.attempts === attempt),
 			});
-			return { kind: "succeeded", output: output ?? null };
+			// Large JSON goes to R2 (under the deadline, like the run); too large or not JSON fails here.
+			return { kind: "succeeded", output: await this.files.prepareOutput(r.id, output) };
 		})().catch((e: unknown): AttemptResult => ({ kind: "failed", ...attemptFailure(e) }));
 		try {
 			const result = await Promise.race([work, stop]);
@@ -533,10 +540,21 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.save();
 	}
 
-	/** TTL reached: delete everything the task stored; the id becomes unknown (404). */
+	/**
+	 * TTL reached: delete everything the task stored; the id becomes unknown (404). Its files go
+	 * first: if R2 refuses, the task stays whole and its alarm tries again a minute later.
+	 */
 	private async expire(): Promise<void> {
 		const r = this.record;
 		if (!r) return;
+		try {
+			await this.files.deleteOwn();
+		} catch (e) {
+			console.error(`task ${r.id}: deleting its files failed, trying again later: ${String(e)}`);
+			this.alarmAt = Date.now() + FILE_DELETE_RETRY_MS;
+			await this.ctx.storage.setAlarm(this.alarmAt);
+			return;
+		}
 		this.record = null;
 		this.fanout.end();
 		await this.ctx.storage.deleteAll();
@@ -544,6 +562,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.alarmAt = null;
 		this.followerCache = null;
 		this.health.expired(r, r.version + 1);
+		await this.files.releaseInputs(r.id, r.input);
 	}
 
 	// ---- pull workers: tasks of WORKER_TYPES types, leased by external workers ----
@@ -601,10 +620,21 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.lapseIfDue(r, Date.now());
 		const lost = this.leaseLost(r, token);
 		if (lost || !r.lease) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
-		r.lease.reported = "complete";
+		// The same rule as a processor's output: JSON over 64 KiB is kept in R2, too large fails.
+		const attempt = r.attempts;
+		let stored: Json;
+		try {
+			stored = await this.files.prepareOutput(r.id, output);
+		} catch (e) {
+			if (!(e instanceof PermanentError)) throw e;
+			if (r.lease) r.lease.reported = "complete";
+			this.finishWithoutWaiting(attempt, "failed", { error: { code: e.code, message: e.message } });
+			return { kind: "ok", status: r.status };
+		}
+		if (r.lease) r.lease.reported = "complete";
 		r.runMs = Date.now() - (r.startedAt ?? Date.now());
 		this.leaseProgress?.throttle.cancel();
-		this.finishWithoutWaiting(r.attempts, "succeeded", { output });
+		this.finishWithoutWaiting(attempt, "succeeded", { output: stored });
 		return { kind: "ok", status: r.status };
 	}
 

@@ -16,6 +16,12 @@ export interface Settings {
 	submitBurst: number;
 	/** Head start of a `high` task over a `normal` one (and of `normal` over `low`) for a slot, in seconds. */
 	priorityOffsetS: number;
+	/** Largest upload, multipart submit, or image fetched from a URL. */
+	maxUploadBytes: number;
+	/** An upload that no task uses is deleted this long after it was made. */
+	uploadTtlS: number;
+	/** Largest JSON output a task may store (in R2 past 64 KiB); larger fails `output_too_large`. */
+	maxOutputBytes: number;
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -55,6 +61,9 @@ function parse(env: Env): Settings {
 		submitRatePerS: positive(env.SUBMIT_RATE_PER_S, 500),
 		submitBurst: positive(env.SUBMIT_BURST, 1000),
 		priorityOffsetS: nonNegative(env.PRIORITY_OFFSET_S, 300),
+		maxUploadBytes: positive(env.MAX_UPLOAD_BYTES, 25 * 1024 * 1024),
+		uploadTtlS: positive(env.UPLOAD_TTL_S, 3600),
+		maxOutputBytes: positive(env.MAX_OUTPUT_BYTES, 1024 * 1024),
 	};
 }
 

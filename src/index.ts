@@ -3,6 +3,7 @@ import type { App } from "./api/app";
 import { authorize } from "./api/auth";
 import { ApiError } from "./api/errors";
 import { ConfigError } from "./config";
+import { fileRoutes } from "./api/routes/files";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
@@ -14,6 +15,7 @@ export { TaskCoordinator } from "./TaskCoordinator";
 export { StatsShard } from "./health/StatsShard";
 export { SubscriptionHub } from "./hub/SubscriptionHub";
 export { WorkLane } from "./workers/WorkLane";
+export { FileLease } from "./files/FileLease";
 
 /**
  * The worker's HTTP entry point: authentication, the route modules of src/api/routes, and the
@@ -27,7 +29,7 @@ app.use("*", async (c, next) => {
 	await next();
 });
 
-for (const module of [taskRoutes, liveRoutes, serviceRoutes, workRoutes]) app.route("/", module);
+for (const module of [taskRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes]) app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,
 // so a route added to a module gets it without a list to keep in step.

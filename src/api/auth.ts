@@ -82,8 +82,8 @@ export async function verifyTaskToken(env: Env, id: string, token: string): Prom
 	return crypto.subtle.verify("HMAC", await tokenKey(env), mac, encoder.encode(`${id}.${match[1]}`));
 }
 
-/** Paths a task token opens: `/v1/tasks/{id}` and its ws, events and cancel. */
-const TASK_PATH = /^\/v1\/tasks\/([A-Za-z0-9._:-]{1,128})(\/ws|\/events|\/cancel)?$/;
+/** Paths a task token opens: `/v1/tasks/{id}` and its ws, events, cancel and output. */
+const TASK_PATH = /^\/v1\/tasks\/([A-Za-z0-9._:-]{1,128})(\/ws|\/events|\/cancel|\/output)?$/;
 
 /**
  * How a request was let in: `open` (auth off), `key` (a valid API key), `task-token` (a valid

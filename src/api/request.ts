@@ -16,6 +16,11 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<unknow
 	if (declared > maxBytes) throw tooLarge(maxBytes);
 	const bytes = await c.req.arrayBuffer();
 	if (bytes.byteLength > maxBytes) throw tooLarge(maxBytes);
+	return parseJson(bytes);
+}
+
+/** Parses JSON bytes (UTF-8, nesting at most MAX_JSON_DEPTH): 400 with the reason otherwise. */
+export function parseJson(bytes: ArrayBuffer | Uint8Array): unknown {
 	let text: string;
 	try {
 		text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -55,7 +60,7 @@ function nestingDepth(text: string): number {
 	return deepest;
 }
 
-function tooLarge(maxBytes: number): ApiError {
+export function tooLarge(maxBytes: number): ApiError {
 	return new ApiError(413, "payload_too_large", `Body exceeds ${maxBytes} bytes`, { max_bytes: maxBytes });
 }
 

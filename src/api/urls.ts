@@ -23,6 +23,7 @@ export async function withUrls(c: Context<App>, task: Task) {
 			ws: `${ws.href}/ws${query}`,
 			events: `${http.href}/events${query}`,
 			cancel: `${http.href}/cancel${query}`,
+			output: `${http.href}/output${query}`,
 		},
 	};
 }

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { Json, TaskError } from "../task/model";
+import type { ProcessorFiles } from "../files/taskFiles";
 
 /** What a processor gets besides its input. */
 export interface ProcessorContext {
@@ -11,6 +12,8 @@ export interface ProcessorContext {
 	env: Env;
 	/** Reports progress; the task's object coalesces rapid calls. */
 	progress(percent: number, message?: string): void;
+	/** Reads the input's files and stores files of the task's own (`ctx.files.put`). */
+	files: ProcessorFiles;
 }
 
 /** Why a submission's input cannot run in this deployment (a 400 at submit, nothing stored). */

@@ -24,6 +24,7 @@ const WORKER_TYPES = {
 	retry: { lease_s: 30, max_attempts: 3 },
 	resize: { lease_s: 30 },
 	schema: { input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] } },
+	bigout: { lease_s: 30 },
 };
 
 let server: DevServer;
@@ -301,6 +302,19 @@ describe("worker API", () => {
 		expect(answers.filter((a) => a.status === 204)).toHaveLength(6);
 		expect(grants.map((g) => g.task.id).sort()).toEqual(tasks.map((t) => t.id).sort());
 		for (const g of grants) expect((await api.complete(g.task.id, { token: g.lease.token, output: { ok: true } })).status).toBe(200);
+	});
+
+	it("a worker's JSON output over 64 KiB is kept in R2, like a processor's, and served back by /output", async () => {
+		const task = await submitted("bigout", {});
+		const grant = await leaseOne(api, ["bigout"]);
+		const output = { text: "y".repeat(100_000) };
+		const done = await api.complete(task.id, { token: grant.lease.token, output });
+		expect(done.status, JSON.stringify(done.body)).toBe(200);
+		const stored = await api.settled(task.id);
+		expect(stored.status).toBe("succeeded");
+		expect(stored.output).toMatchObject({ $file: expect.stringMatching(/^file_/), content_type: "application/json" });
+		const res = await fetch(`${server.url}/v1/tasks/${task.id}/output`, { headers: api.headers() });
+		expect(await res.json()).toEqual(output);
 	});
 
 	it("a heartbeat extends the lease past its first expiry and relays progress", async () => {

@@ -73,6 +73,11 @@ describe("defineProcessor", () => {
 		signal: new AbortController().signal,
 		env: {} as Env,
 		progress: () => {},
+		// These processors use no files: any call would fail the test.
+		files: {
+			put: () => Promise.reject(new Error("no files in this test")),
+			open: () => Promise.reject(new Error("no files in this test")),
+		},
 	};
 
 	it("an output that breaks the output schema fails the attempt as invalid_output, not retried", async () => {

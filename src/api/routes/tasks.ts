@@ -1,21 +1,37 @@
 import { settings } from "../../config";
+import { releaseFiles } from "../../files/uploads";
 import { isTerminal } from "../../task/model";
 import { admitSubmission, clientKey, withWaitingSlot } from "../admission";
 import { routes } from "../app";
 import { ApiError } from "../errors";
 import { preferredWait, readJsonBody, taskIdParam } from "../request";
-import { submit, toSpec, waitForTask } from "../tasks";
+import { isMultipart, readSubmitForm, specWithFiles } from "../submitFiles";
+import { submit, waitForTask } from "../tasks";
 import { withUrls } from "../urls";
 
 /** Submitting, reading and canceling tasks. */
 export const taskRoutes = routes();
 
-/** Submit a task. `Prefer: wait=N` answers 200 once it ends within N s, else 202. */
+/**
+ * Submit a task: JSON, or multipart/form-data with a `json` part and file parts (see
+ * submitFiles.ts). `Prefer: wait=N` answers 200 once it ends within N s, else 202.
+ */
 taskRoutes.post("/v1/tasks", async (c) => {
 	const wait = preferredWait(c);
 	admitSubmission(c.env, clientKey(c.req.raw));
-	const spec = await toSpec(c.env, await readJsonBody(c, settings(c.env).maxBodyBytes));
-	const { task } = wait ? await withWaitingSlot(c.env, wait, () => submit(c.env, spec, wait)) : await submit(c.env, spec);
+	const cfg = settings(c.env);
+	const form = isMultipart(c) ? await readSubmitForm(c, cfg) : null;
+	const { spec, stored } = await specWithFiles(c.env, cfg, form ? form.body : await readJsonBody(c, cfg.maxBodyBytes), form);
+	let outcome;
+	try {
+		outcome = wait ? await withWaitingSlot(c.env, wait, () => submit(c.env, spec, wait)) : await submit(c.env, spec);
+	} catch (e) {
+		if (stored.length > 0) await releaseFiles(c.env, spec.id, stored);
+		throw e;
+	}
+	const { created, task } = outcome;
+	// A repeated multipart submit found its task: the parts stored again are not used.
+	if (!created && stored.length > 0) await releaseFiles(c.env, spec.id, stored);
 	if (wait !== null) c.header("Preference-Applied", `wait=${wait}`);
 	c.header("Location", `/v1/tasks/${encodeURIComponent(task.id)}`);
 	return c.json(await withUrls(c, task), isTerminal(task.status) ? 200 : 202);
