@@ -16,8 +16,12 @@ export const ORIGIN_DEFAULTS = { n: 400, limit: 8, workMs: 200 };
 export interface BenchOrigin {
 	/** The `ORIGINS` var that names this origin "bench". */
 	vars: Record<string, string>;
-	/** Requests answered, and the most ever in flight at once, since the last reset. */
-	stats(): { requests: number; maxInFlight: number };
+	/**
+	 * Since the last reset: requests answered, the most ever in flight at once, and for each
+	 * request that came while a slot was free, how long that slot had been free (the time from an
+	 * answer to the next request: the hand-over cost as the origin sees it, while tasks wait).
+	 */
+	stats(): { requests: number; maxInFlight: number; slotIdleMs: number[]; slotIdleAt: number[]; firstAt: number; lastAt: number };
 	reset(): void;
 	stop(): Promise<void>;
 }
@@ -26,10 +30,28 @@ export async function startBenchOrigin(limit: number, workMs: number): Promise<B
 	let inFlight = 0;
 	let maxInFlight = 0;
 	let requests = 0;
+	/** performance.now() of the first request and of the last answer since the reset. */
+	let firstAt = 0;
+	let lastAt = 0;
+	// When each currently free slot was freed (oldest first); a request takes the oldest.
+	let freedAt: number[] = [];
+	let slotIdleMs: number[] = [];
+	/** When (performance.now()) each of those requests came. */
+	let slotIdleAt: number[] = [];
 	const server: Server = createServer((req, res) => {
 		inFlight += 1;
 		maxInFlight = Math.max(maxInFlight, inFlight);
-		res.on("close", () => (inFlight -= 1));
+		if (!firstAt) firstAt = performance.now();
+		const freed = freedAt.shift();
+		if (freed !== undefined) {
+			slotIdleMs.push(performance.now() - freed);
+			slotIdleAt.push(performance.now());
+		}
+		res.on("close", () => {
+			inFlight -= 1;
+			lastAt = performance.now();
+			if (inFlight < limit) freedAt.push(performance.now());
+		});
 		req.resume();
 		req.on("end", () => {
 			setTimeout(() => {
@@ -43,10 +65,15 @@ export async function startBenchOrigin(limit: number, workMs: number): Promise<B
 	const origins = { bench: { url: `http://127.0.0.1:${port}`, concurrency: limit, timeout_s: 60 } };
 	return {
 		vars: { ORIGINS: JSON.stringify(origins) },
-		stats: () => ({ requests, maxInFlight }),
+		stats: () => ({ requests, maxInFlight, slotIdleMs, slotIdleAt, firstAt, lastAt }),
 		reset: () => {
 			requests = 0;
+			firstAt = 0;
+			lastAt = 0;
 			maxInFlight = inFlight;
+			freedAt = [];
+			slotIdleMs = [];
+			slotIdleAt = [];
 		},
 		stop: () =>
 			new Promise<void>((resolve) => {
@@ -70,6 +97,15 @@ export interface OriginResult {
 	originMaxInFlight: number;
 	/** Per task: started_at − created_at (time waiting for a slot included), ms. */
 	wait: Summary;
+	/** At the origin: from an answer to the next request on that slot, while tasks were waiting, ms. */
+	slotIdle: Summary;
+	/** Hand-overs slower than 500 ms: seconds into the run, and how long the slot was free. */
+	slowHandOvers: { atS: number; idleMs: number }[];
+	/** Seconds into the run of the origin's first request and of its last answer. */
+	originFirstS: number;
+	originLastS: number;
+	/** Tasks/s while the origin was working: requests / (last answer − first request). */
+	originPerS: number;
 }
 
 /**
@@ -101,7 +137,9 @@ export async function runOrigin(base: string, apiKey: string, origin: BenchOrigi
 			if (task.created_at && task.started_at) waits.push(Date.parse(task.started_at) - Date.parse(task.created_at));
 		} else if (errors.length < 5) errors.push(`HTTP ${t.status} ${task?.status ?? t.error ?? ""}`.trim());
 	}
-	const { requests, maxInFlight } = origin.stats();
+	const { requests, maxInFlight, slotIdleMs, slotIdleAt, firstAt, lastAt } = origin.stats();
+	// Only hand-overs while tasks still waited: the last `limit` slots freed have nobody to take them.
+	const handOvers = slotIdleMs.slice(0, Math.max(0, requests - o.limit));
 	return {
 		n: o.n,
 		limit: o.limit,
@@ -114,13 +152,23 @@ export async function runOrigin(base: string, apiKey: string, origin: BenchOrigi
 		originRequests: requests,
 		originMaxInFlight: maxInFlight,
 		wait: summarize(waits),
+		slotIdle: summarize(handOvers),
+		originFirstS: (firstAt - t0) / 1000,
+		originLastS: (lastAt - t0) / 1000,
+		originPerS: requests / ((lastAt - firstAt) / 1000),
+		slowHandOvers: handOvers
+			.map((idleMs, i) => ({ atS: Math.round(((slotIdleAt[i] ?? t0) - t0) / 100) / 10, idleMs: Math.round(idleMs) }))
+			.filter((h) => h.idleMs > 500),
 	};
 }
 
 export function describeOrigin(r: OriginResult): string {
 	return (
 		`${r.ok}/${r.n} ok in ${r.wallS.toFixed(1)} s: ${r.tasksPerS.toFixed(1)} tasks/s vs the origin's ceiling ${r.ceilingPerS.toFixed(0)}/s ` +
-		`(${((100 * r.tasksPerS) / r.ceilingPerS).toFixed(0)} %); origin saw ${r.originRequests} requests, at most ${r.originMaxInFlight} in flight (limit ${r.limit}); ` +
+		`(${((100 * r.tasksPerS) / r.ceilingPerS).toFixed(0)} %); the origin worked from ${r.originFirstS.toFixed(1)} s to ${r.originLastS.toFixed(1)} s ` +
+		`(${r.originPerS.toFixed(1)} requests/s); origin saw ${r.originRequests} requests, at most ${r.originMaxInFlight} in flight (limit ${r.limit}); ` +
+		`a freed slot's next request came after p50 ${r.slotIdle.p50.toFixed(0)} p99 ${r.slotIdle.p99.toFixed(0)} ms ` +
+		`(${r.slowHandOvers.length} over 500 ms${r.slowHandOvers.length ? `, at ${r.slowHandOvers.map((h) => `${h.atS} s`).join(" ")}` : ""}); ` +
 		`wait for a slot p50 ${r.wait.p50.toFixed(0)} p99 ${r.wait.p99.toFixed(0)} ms${r.errors.length ? `; errors ${r.errors.join("; ")}` : ""}`
 	);
 }

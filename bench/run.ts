@@ -1085,6 +1085,8 @@ async function main() {
 				`≤ ${originR.limit}`,
 				(v) => v <= originR.limit,
 			);
+			add(name, "a freed slot's next request at the origin after, p50 ms", { edgetask: originR.slotIdle.p50 }, "—", null);
+			add(name, "a freed slot's next request at the origin after, p99 ms", { edgetask: originR.slotIdle.p99 }, "—", null);
 			add(name, "wait for a slot (created → started), p50 ms", { edgetask: originR.wait.p50 }, "—", null);
 			add(name, "wait for a slot (created → started), p99 ms", { edgetask: originR.wait.p99 }, "—", null);
 			add(name, "errors", { edgetask: originR.n - originR.ok }, "0", (v) => v === 0);
