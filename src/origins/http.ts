@@ -66,7 +66,6 @@ export const http: Processor = {
 		},
 	}),
 	check: checkOrigin,
-	lane: (input, env) => httpTaskLane(env, input),
 };
 
 /**
