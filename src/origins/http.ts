@@ -66,6 +66,7 @@ export const http: Processor = {
 		},
 	}),
 	check: checkOrigin,
+	lane: (input, env) => httpTaskLane(env, input),
 };
 
 /**

@@ -38,6 +38,12 @@ export interface Processor<I = unknown> {
 	/** At most this many attempts of the type run at once across the deployment (none: no limit). */
 	concurrency?: number;
 	/**
+	 * For a type whose limit depends on the input: the lane a task waits in and its slots (the
+	 * `http` type: `origin:<name>`, the origin's concurrency); null when the input names none.
+	 * Wins over `concurrency`. May throw `ConfigError` when the configuration it reads is bad.
+	 */
+	lane?(input: I, env: Env): { lane: string; concurrency: number } | null;
+	/**
 	 * Checks a schema-valid input against the deployment's configuration at submit (the `http`
 	 * type: is the origin configured?). May throw `ConfigError` when that configuration is bad.
 	 */

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config";
 import { originLane, origins } from "../../src/origins";
-import { httpTaskLane } from "../../src/origins/http";
+import { http, httpTaskLane } from "../../src/origins/http";
 import { MAX_RETRY_AFTER_S, retryAfterMs } from "../../src/origins/failures";
 import { call, type EnvOverrides, errorOf, getTask, submitTask } from "./support/api";
 import { newId } from "./support/ids";
@@ -43,6 +43,8 @@ describe("ORIGINS: both forms", () => {
 		const e = withVars({ ORIGINS: { gpu: GPU } });
 		expect(httpTaskLane(e, { origin: "gpu", path: "/process" })).toEqual({ lane: "origin:gpu", concurrency: 2 });
 		expect(httpTaskLane(e, { origin: "cpu" })).toBeNull();
+		// The processor's own lane hook, which the scheduler asks.
+		expect(http.lane?.({ origin: "gpu" }, e)).toEqual({ lane: "origin:gpu", concurrency: 2 });
 		const gpu = origins(e).get("gpu");
 		expect(gpu && originLane(gpu)).toEqual({ lane: "origin:gpu", concurrency: 2 });
 	});
