@@ -30,6 +30,23 @@ export default defineConfig({
 				test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 30_000 },
 			},
 			{
+				// The worker with every billed operation counted (test/cost/entry.ts wraps src/index.ts).
+				plugins: [
+					cloudflareTest({
+						main: "./test/cost/entry.ts",
+						wrangler: { configPath: "./wrangler.toml" },
+						miniflare: {
+							// AsyncLocalStorage: the meter attributes timers and fetches to the object that started them.
+							compatibilityFlags: ["nodejs_als"],
+							// A 1,000-task burst saturates the local runtime for minutes; messages that are only late
+							// must not be re-sent as lost (a deployed queue delivers in milliseconds).
+							bindings: { AUTH_MODE: "open", QUEUED_RECOVERY_S: "600" },
+						},
+					}),
+				],
+				test: { name: "cost", include: ["test/cost/**/*.test.ts"], testTimeout: 120_000 },
+			},
+			{
 				test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 120_000 },
 			},
 		],

@@ -6,6 +6,12 @@
  * to 127.0.0.1 only. Every workload runs against edgetask and the two floors on the same runtime:
  *   floor (a)  plain Hono route that sleeps `ms`                      (POST /sleep)
  *   floor (b)  the sleep inside a fresh Durable Object per request     (POST /do-sleep)
+ *   design floor  the least any build of edgetask's design can do: a fresh object per task stores
+ *              it and sets a recovery alarm, sends one queue message whose consumer hands it to
+ *              the object, which runs it, stores the result with a TTL alarm and releases the
+ *              request; no events, counters or fan-out                   (POST /design)
+ * Targets against the design floor, measured in the same run: W2 ≥ 0.95 × its tasks/s, c1 no-op
+ * p50 ≤ its p50 + 1 ms, W1 no more tasks > 500 ms late than it.
  * Workloads (overhead = client elapsed − the task's own duration):
  *   W3    5 s task, then 1 s task 100 ms later, both `Prefer: wait=60`: when each came back
  *         (3 rounds one after another, 1 with --quick; the short task must pass in every round).
@@ -95,9 +101,9 @@ interface Options {
 	l1: { n: number | null; stream: boolean; holdMs: number | null; windowMs: number | null; conc: number };
 }
 
-type TargetKey = "edgetask" | "floorA" | "floorB" | "floorStore";
+type TargetKey = "edgetask" | "floorA" | "floorB" | "floorDesign" | "floorStore";
 const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin", "F1", "I1"];
-const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB"];
+const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB", "floorDesign"];
 
 function parseArgs(argv: string[]): Options {
 	const o: Options = {
@@ -149,11 +155,11 @@ function parseArgs(argv: string[]): Options {
 			const list = value()
 				.split(",")
 				.map((s) => s.trim()) as TargetKey[];
-			for (const t of list) if (!MAIN_TARGETS.includes(t)) throw new Error(`unknown target ${t} (edgetask, floorA, floorB)`);
+			for (const t of list) if (!MAIN_TARGETS.includes(t)) throw new Error(`unknown target ${t} (${MAIN_TARGETS.join(", ")})`);
 			o.targets = list;
 		} else if (a === "--help" || a === "-h") {
 			console.log(
-				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1,F1,I1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
+				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB,floorDesign] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1,F1,I1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
 			);
 			process.exit(0);
 		} else throw new Error(`unknown option ${a}`);
@@ -678,11 +684,11 @@ function cell(v: number | string | undefined, digits: number): string {
 }
 
 function markdownTable(rows: Row[], digitsOf: (r: Row) => number): string {
-	const head = "| workload | metric | edgetask | floor (a) | floor (b) | target | pass? |";
-	const sep = "|---|---|---:|---:|---:|---|---|";
+	const head = "| workload | metric | edgetask | floor (a) | floor (b) | design floor | target | pass? |";
+	const sep = "|---|---|---:|---:|---:|---:|---|---|";
 	const lines = rows.map((r) => {
 		const d = digitsOf(r);
-		return `| ${r.workload} | ${r.metric} | ${cell(r.values.edgetask, d)} | ${cell(r.values.floorA, d)} | ${cell(r.values.floorB, d)} | ${r.target} | ${r.pass} |`;
+		return `| ${r.workload} | ${r.metric} | ${cell(r.values.edgetask, d)} | ${cell(r.values.floorA, d)} | ${cell(r.values.floorB, d)} | ${cell(r.values.floorDesign, d)} | ${r.target} | ${r.pass} |`;
 	});
 	return [head, sep, ...lines].join("\n");
 }
@@ -757,6 +763,7 @@ async function main() {
 		if (floor) {
 			all.floorA = floorTarget(floor, "floorA", "/sleep", "floor (a) plain route");
 			all.floorB = floorTarget(floor, "floorB", "/do-sleep", "floor (b) DO per request");
+			all.floorDesign = floorTarget(floor, "floorDesign", "/design", "design floor (object + queue hop)");
 			all.floorStore = floorTarget(floor, "floorStore", "/do-store", "floor (b+store) DO + 2 commits + 2 alarms");
 		}
 		const targets = opts.targets.map((k) => all[k]!).filter(Boolean);
@@ -1091,6 +1098,33 @@ async function main() {
 			add(name, "wait for a slot (created → started), p99 ms", { edgetask: originR.wait.p99 }, "—", null);
 			add(name, "errors", { edgetask: originR.n - originR.ok }, "0", (v) => v === 0);
 		}
+		// The issue's targets, against the design's own floor measured in this same run.
+		const vsDesign = <R>(name: string, f: (e: R, d: R) => number): Row["values"] => {
+			const e = results[name]?.edgetask as R | undefined;
+			const d = results[name]?.floorDesign as R | undefined;
+			return e !== undefined && d !== undefined ? { edgetask: f(e, d) } : {};
+		};
+		add(
+			"vs design floor, same run",
+			"W2 throughput ÷ design floor's",
+			vsDesign<W2R>("W2", (e, d) => e.tasksPerS / d.tasksPerS),
+			"≥ 0.95",
+			(v) => v >= 0.95,
+		);
+		add(
+			"vs design floor, same run",
+			"c1 sleep 0 overhead p50 − design floor's, ms",
+			vsDesign<C1R>("c1", (e, d) => e.zero.overhead.p50 - d.zero.overhead.p50),
+			"≤ 1",
+			(v) => v <= 1,
+		);
+		add(
+			"vs design floor, same run",
+			`W1 returned > ${LATE_MS} ms late − design floor's (count)`,
+			vsDesign<W1R>("W1", (e, d) => e.late - d.late),
+			"≤ 0",
+			(v) => v <= 0,
+		);
 		const l1r = results.L1?.edgetask as L1R | undefined;
 		if (l1r) {
 			const l1Name = `L1 (${l1r.n} tasks × 1 WS + 1 long-poll${l1r.mode === "stream" ? ", 1–3 s each" : ""})`;
@@ -1300,7 +1334,7 @@ async function main() {
 				null,
 			);
 		}
-		const digits = (r: Row) => (/count|errors|ok|alive/.test(r.metric) ? 0 : 1);
+		const digits = (r: Row) => (/÷/.test(r.metric) ? 3 : /count|errors|ok|alive/.test(r.metric) ? 0 : 1);
 
 		const table = markdownTable(rows, digits);
 		const foreignMax = Math.max(0, ...Object.values(interference).map((x) => x.foreignCores));
@@ -1330,7 +1364,7 @@ async function main() {
 			diagLines.push("");
 		}
 		const cpuRows: string[] = [];
-		for (const k of ["edgetask", "floorA", "floorB", "floorStore"] as TargetKey[]) {
+		for (const k of ["edgetask", "floorA", "floorB", "floorDesign", "floorStore"] as TargetKey[]) {
 			const r = results.W2?.[k] as W2R | undefined;
 			if (!r) continue;
 			const c = r.cpuMsPerTask;
@@ -1369,7 +1403,7 @@ async function main() {
 				(w) =>
 					`${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`,
 			);
-		if (perRun.length) diagLines.push(`Other load per run, cores (edgetask / floor a / floor b): ${perRun.join("; ")}.`);
+		if (perRun.length) diagLines.push(`Other load per run, cores (edgetask / floor a / floor b / design floor): ${perRun.join("; ")}.`);
 		diagLines.push("Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.");
 		if (l1r) {
 			diagLines.push(

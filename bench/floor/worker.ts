@@ -8,6 +8,8 @@ import { Hono } from "hono";
 
 interface Env {
 	SLEEPER: DurableObjectNamespace<Sleeper>;
+	DESIGN: DurableObjectNamespace<DesignTask>;
+	DESIGN_QUEUE: Queue<{ id: string }>;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -48,6 +50,64 @@ export class Sleeper extends DurableObject<Env> {
 	}
 }
 
+/** How long a stored task waits for its message before it would be re-sent, and how long a result is kept. */
+const RECOVERY_MS = 30_000;
+const TTL_MS = 3_600_000;
+
+/**
+ * The design's own floor ("design"): the least any build of edgetask's design can do per task.
+ * A fresh object per task stores the task and sets its recovery alarm (one commit), sends one
+ * queue message, and holds the request; the queue consumer hands the message to the object,
+ * which runs the task, stores the result and moves the alarm to the TTL (one commit), and
+ * releases the request. No events, counters, fan-out, validation or auth: what is left is the
+ * design itself (object per task, queue hop, two durable commits, two alarms).
+ */
+export class DesignTask extends DurableObject<Env> {
+	private ms: number | null = null;
+	private result: { slept_ms: number } | null = null;
+	private running = false;
+	private readonly waiters = new Set<() => void>();
+
+	async submit(id: string, ms: number, waitMs: number): Promise<{ slept_ms: number } | null> {
+		const sql = this.ctx.storage.sql;
+		sql.exec("CREATE TABLE IF NOT EXISTS task (id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID");
+		sql.exec("INSERT INTO task (id, state) VALUES (?, ?)", id, JSON.stringify({ ms, status: "queued" }));
+		this.ms = ms;
+		await this.ctx.storage.setAlarm(Date.now() + RECOVERY_MS);
+		await this.env.DESIGN_QUEUE.send({ id });
+		if (!this.result) {
+			await new Promise<void>((resolve) => {
+				const release = () => {
+					clearTimeout(timer);
+					this.waiters.delete(release);
+					resolve();
+				};
+				const timer = setTimeout(release, waitMs);
+				this.waiters.add(release);
+			});
+		}
+		return this.result;
+	}
+
+	/** The queue message arrived: start the run and return at once (the consumer never waits on a run). */
+	async dispatch(id: string): Promise<void> {
+		if (this.running || this.result || this.ms === null) return;
+		this.running = true;
+		const ms = this.ms;
+		void (async () => {
+			await sleep(ms);
+			this.result = { slept_ms: ms };
+			this.ctx.storage.sql.exec("INSERT OR REPLACE INTO task (id, state) VALUES (?, ?)", id, JSON.stringify({ ms, status: "succeeded" }));
+			await this.ctx.storage.setAlarm(Date.now() + TTL_MS);
+			for (const release of [...this.waiters]) release();
+		})();
+	}
+
+	override async alarm(): Promise<void> {
+		await this.ctx.storage.deleteAll();
+	}
+}
+
 const app = new Hono<{ Bindings: Env }>();
 
 app.get("/health", (c) => c.json({ status: "ok" }));
@@ -71,6 +131,23 @@ app.post("/do-store", async (c) => {
 	return c.json(out);
 });
 
+app.post("/design", async (c) => {
+	const ms = await readMs(c.req.raw);
+	const id = crypto.randomUUID();
+	const out = await c.env.DESIGN.getByName(id).submit(id, ms, 60_000);
+	return out ? c.json(out) : c.json({ error: "not finished within 60 s" }, 202);
+});
+
 app.onError((err, c) => c.json({ error: String(err) }, 500));
 
-export default app;
+/** The design floor's consumer: hands each message to its task's object, which starts the run, then acks. */
+async function queue(batch: MessageBatch<{ id: string }>, env: Env): Promise<void> {
+	await Promise.all(
+		batch.messages.map(async (message) => {
+			await env.DESIGN.getByName(message.body.id).dispatch(message.body.id);
+			message.ack();
+		}),
+	);
+}
+
+export default { fetch: app.fetch, queue } satisfies ExportedHandler<Env, { id: string }>;

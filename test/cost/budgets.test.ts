@@ -1,0 +1,116 @@
+/**
+ * What a task costs on Cloudflare, counted operation by operation (test/cost/meter.ts) over its
+ * whole life, expiry included, and held to a budget: a change that adds a write, a request or a
+ * second awake per task fails here until its budget is raised on purpose. The table printed at the
+ * end is the README's "Cost" table.
+ *
+ * Counts are exact for one task alone; a burst's per-task share of batched work (queue batches,
+ * health shard calls) depends on how the runtime batches, so those budgets are ceilings.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, getTask, submitTask, warmUp } from "../worker/support/api";
+import { newId } from "../worker/support/ids";
+import { taskSocket } from "../worker/support/socket";
+import type { BillingUnits } from "./prices";
+import { costTable, measure, type Measured } from "./scenarios";
+
+/**
+ * Ceilings per task. `awakeS` is wall time, so it has headroom for a slow machine; the rest are
+ * counts. Rows read have one row of headroom per object woken: an object that the runtime evicted
+ * and wakes again re-reads its schema ($0.001 per million rows: noise next to everything else).
+ */
+type Budget = Omit<BillingUnits, "wsIncoming" | "objectGbSeconds">;
+
+const BUDGETS: Record<string, Budget> = {
+	noop: { workerRequests: 2, objectRequests: 5, awakeS: 2, rowsRead: 8, rowsWritten: 18, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+	sleepLive: {
+		workerRequests: 4,
+		objectRequests: 13.05,
+		awakeS: 13,
+		rowsRead: 49,
+		rowsWritten: 54,
+		queueOperations: 3,
+		r2ClassA: 0,
+		r2ClassB: 0,
+	},
+	// Shares of batched work vary with how fast the runtime drains the burst: a task that lives
+	// over a second sends its passing statuses to the health shard too. Awake time here is mostly
+	// the local runtime's one thread working through 1,000 tasks, not what a deployment bills.
+	burst: { workerRequests: 2, objectRequests: 5, awakeS: 30, rowsRead: 16, rowsWritten: 22, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+};
+
+const measured: Measured[] = [];
+
+function expectWithin(m: Measured, budget: Budget): void {
+	for (const [unit, ceiling] of Object.entries(budget) as [keyof Budget, number][]) {
+		expect(m.perTask[unit], `${m.name}: ${unit} per task is over its budget (raise it in BUDGETS only on purpose)`).toBeLessThanOrEqual(
+			ceiling + 1e-9,
+		);
+	}
+}
+
+beforeAll(async () => {
+	await warmUp();
+	// Every health shard creates its table once, for the life of the deployment: not a task's cost.
+	expect((await call("/health")).res.status).toBe(200);
+});
+
+afterAll(() => {
+	if (measured.length) console.log(`\nCost per task, as counted (test/cost):\n\n${costTable(measured)}\n`);
+});
+
+describe("cost per task", () => {
+	it("a no-op task, submitted with Prefer: wait", async () => {
+		const id = newId("noop");
+		const m = await measure("no-op task", [id], 0, async () => {
+			const { body } = await submitTask({ id, type: "sleep", input: { ms: 0 }, ttl_s: 1 }, { wait: 10 });
+			expect(body.status).toBe("succeeded");
+		});
+		measured.push(m);
+		// The exact shape of a lone no-op task: one submit, one queue message, one hand-over.
+		expect(m.usage.worker).toEqual({ fetch: 1, queue: 1 });
+		expect(m.usage.queue).toEqual({ writes: 1, reads: 1, deletes: 1, retries: 0 });
+		expect(m.usage.classes.TaskCoordinator?.rpc).toEqual({ submit: 1, dispatch: 1 });
+		expectWithin(m, BUDGETS.noop!);
+	});
+
+	it("a 10 s sleep with one WebSocket subscriber and one long-poll", async () => {
+		const id = newId("live");
+		const m = await measure("10 s `sleep`, 1 WebSocket + 1 long-poll", [id], 10, async () => {
+			const submitted = await submitTask({ id, type: "sleep", input: { ms: 10_000 }, ttl_s: 1 });
+			expect(submitted.res.status).toBe(202);
+			const socket = await taskSocket(id);
+			const { body } = await getTask(id, { wait: 30 });
+			expect(body.status).toBe("succeeded");
+			expect((await socket.closed()).code).toBe(1000);
+		});
+		measured.push(m);
+		expect(m.usage.worker.fetch).toBe(3);
+		expect(m.perTask.awakeS).toBeGreaterThanOrEqual(10);
+		expectWithin(m, BUDGETS.sleepLive!);
+	});
+
+	it("a burst of 1,000 no-op tasks: each task's share", async () => {
+		const ids = Array.from({ length: 1000 }, () => newId("burst"));
+		const m = await measure("1,000-task burst of no-op tasks, per task", ids, 0, async () => {
+			// Submitted as fast as the runtime takes them (50 at a time), without waiting for results:
+			// the burst lands at once, and each task's share is what remains when all have expired.
+			let next = 0;
+			const statuses: number[] = [];
+			await Promise.all(
+				Array.from({ length: 50 }, async () => {
+					while (next < ids.length) {
+						const id = ids[next++]!;
+						const { res } = await submitTask({ id, type: "sleep", input: { ms: 0 }, ttl_s: 1 });
+						statuses.push(res.status);
+					}
+				}),
+			);
+			expect(statuses.filter((s) => s !== 202)).toEqual([]);
+		});
+		measured.push(m);
+		expect(m.usage.worker.fetch).toBe(1000);
+		expect(m.usage.queue.writes).toBe(1000);
+		expectWithin(m, BUDGETS.burst!);
+	}, 600_000);
+});

@@ -1,0 +1,18 @@
+/**
+ * The cost project's main module: the worker exactly as src/index.ts builds it, with every
+ * billed operation counted (test/cost/instrument.ts). Durable Object classes are exported under
+ * the names wrangler.toml binds, so the runtime instantiates the counted subclasses.
+ */
+import worker, * as app from "../../src/index";
+import { instrument, installTimerAndFetchHolds, instrumentWorker } from "./instrument";
+
+installTimerAndFetchHolds();
+
+export const TaskCoordinator = instrument(app.TaskCoordinator, "TaskCoordinator");
+export const StatsShard = instrument(app.StatsShard, "StatsShard");
+export const SubscriptionHub = instrument(app.SubscriptionHub, "SubscriptionHub");
+
+/** What src/index.ts exports, so a test can check that every Durable Object class above is the counted one. */
+export const uninstrumented = app;
+
+export default instrumentWorker(worker as ExportedHandler<Env, unknown>);
