@@ -40,7 +40,8 @@ export default defineConfig({
 							compatibilityFlags: ["nodejs_als"],
 							// A 1,000-task burst saturates the local runtime for minutes; messages that are only late
 							// must not be re-sent as lost (a deployed queue delivers in milliseconds).
-							bindings: { AUTH_MODE: "open", QUEUED_RECOVERY_S: "600" },
+							// One pull type for the pull-worker scenario; its workers heartbeat every 20 s.
+							bindings: { AUTH_MODE: "open", QUEUED_RECOVERY_S: "600", WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }) },
 						},
 					}),
 				],

@@ -12,7 +12,7 @@ import { call, getTask, submitTask, warmUp } from "../worker/support/api";
 import { newId } from "../worker/support/ids";
 import { taskSocket } from "../worker/support/socket";
 import type { BillingUnits } from "./prices";
-import { costTable, measure, type Measured } from "./scenarios";
+import { costTable, measure, sleep, type Measured } from "./scenarios";
 
 /**
  * Ceilings per task. `awakeS` is wall time, so it has headroom for a slow machine; the rest are
@@ -29,6 +29,16 @@ const BUDGETS: Record<string, Budget> = {
 		awakeS: 13,
 		rowsRead: 49,
 		rowsWritten: 54,
+		queueOperations: 3,
+		r2ClassA: 0,
+		r2ClassB: 0,
+	},
+	pull: {
+		workerRequests: 99,
+		objectRequests: 99,
+		awakeS: 99,
+		rowsRead: 999,
+		rowsWritten: 999,
 		queueOperations: 3,
 		r2ClassA: 0,
 		r2ClassB: 0,
@@ -89,6 +99,50 @@ describe("cost per task", () => {
 		expect(m.perTask.awakeS).toBeGreaterThanOrEqual(10);
 		expectWithin(m, BUDGETS.sleepLive!);
 	});
+
+	it("a 60 s task done by a pull worker, followed by one WebSocket subscriber: its object hibernates while it waits and while the worker works", async () => {
+		const id = newId("pull");
+		const json = { "content-type": "application/json" };
+		const m = await measure("60 s task on a pull worker, 1 WebSocket", [id], 60, async () => {
+			const submitted = await submitTask({ id, type: "gpu", input: { prompt: "a cat" }, ttl_s: 1 });
+			expect(submitted.res.status).toBe(202);
+			const socket = await taskSocket(id);
+			// No worker for 3 s: the task waits in the lane, and nothing needs its object meanwhile.
+			await sleep(3000);
+			const lease = await call("/v1/work/lease", {
+				method: "POST",
+				headers: json,
+				body: JSON.stringify({ types: ["gpu"], worker_id: "cost-worker", wait_s: 5 }),
+			});
+			expect(lease.res.status).toBe(200);
+			expect(lease.body.task.id).toBe(id);
+			const { token, heartbeat_s } = lease.body.lease as { token: string; heartbeat_s: number };
+			const leasedAt = Date.now();
+			// The worker's GPU works for 60 s, heartbeating with progress every heartbeat_s (20 s).
+			for (const percent of [33, 66]) {
+				await sleep(leasedAt + (percent === 33 ? 1 : 2) * heartbeat_s * 1000 - Date.now());
+				const hb = await call(`/v1/work/${id}/heartbeat`, {
+					method: "POST",
+					headers: json,
+					body: JSON.stringify({ token, progress: { percent, message: null } }),
+				});
+				expect(hb.res.status).toBe(200);
+			}
+			await sleep(leasedAt + 60_000 - Date.now());
+			const done = await call(`/v1/work/${id}/complete`, {
+				method: "POST",
+				headers: json,
+				body: JSON.stringify({ token, output: { image: "…" } }),
+			});
+			expect(done.res.status).toBe(200);
+			expect((await socket.closed()).code).toBe(1000);
+			expect(socket.events(id).at(-1)?.type).toBe("succeeded");
+		});
+		measured.push(m);
+		// Four calls of the worker (lease, two heartbeats, complete), the submit and the socket.
+		expect(m.usage.worker.fetch).toBe(6);
+		expectWithin(m, BUDGETS.pull!);
+	}, 180_000);
 
 	it("a burst of 1,000 no-op tasks: each task's share", async () => {
 		const ids = Array.from({ length: 1000 }, () => newId("burst"));

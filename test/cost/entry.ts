@@ -11,6 +11,7 @@ installTimerAndFetchHolds();
 export const TaskCoordinator = instrument(app.TaskCoordinator, "TaskCoordinator");
 export const StatsShard = instrument(app.StatsShard, "StatsShard");
 export const SubscriptionHub = instrument(app.SubscriptionHub, "SubscriptionHub");
+export const WorkLane = instrument(app.WorkLane, "WorkLane");
 
 /** What src/index.ts exports, so a test can check that every Durable Object class above is the counted one. */
 export const uninstrumented = app;

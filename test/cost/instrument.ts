@@ -18,6 +18,7 @@ export const BINDING_CLASSES: Record<string, string> = {
 	TASKS: "TaskCoordinator",
 	STATS: "StatsShard",
 	HUBS: "SubscriptionHub",
+	WORK_LANE: "WorkLane",
 };
 
 /** Events the runtime delivers to an object (the rest of its methods are called by stubs). */
