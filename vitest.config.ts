@@ -2,8 +2,9 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { imageOrigin } from "./test/shared/imageOrigin.ts";
 
-// Two projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
-// `e2e` runs in Node and talks real HTTP/WebSocket to a `wrangler dev` it starts itself.
+// Three projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
+// `cost` runs the same worker with every billed operation counted (test/cost); `e2e` runs in
+// Node and talks real HTTP/WebSocket to a `wrangler dev` it starts itself.
 export default defineConfig({
 	test: {
 		projects: [
@@ -45,7 +46,9 @@ export default defineConfig({
 						},
 					}),
 				],
-				test: { name: "cost", include: ["test/cost/**/*.test.ts"], testTimeout: 120_000 },
+				// Runs after the other projects (groupOrder 1): its 1,000-task burst takes the CPU for minutes,
+				// which would slow the timing-sensitive tests running beside it.
+				test: { name: "cost", include: ["test/cost/**/*.test.ts"], testTimeout: 120_000, sequence: { groupOrder: 1 } },
 			},
 			{
 				test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 120_000 },
