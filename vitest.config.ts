@@ -41,8 +41,16 @@ export default defineConfig({
 							compatibilityFlags: ["nodejs_als"],
 							// A 1,000-task burst saturates the local runtime for minutes; messages that are only late
 							// must not be re-sent as lost (a deployed queue delivers in milliseconds).
-							// One pull type for the pull-worker scenario; its workers heartbeat every 20 s.
-							bindings: { AUTH_MODE: "open", QUEUED_RECOVERY_S: "600", WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }) },
+							// One pull type for the pull-worker scenario (its workers heartbeat every 20 s), and one
+							// origin for the http scenario: test/cost/origin.ts, which gets the worker's outbound fetches.
+							bindings: {
+								AUTH_MODE: "open",
+								QUEUED_RECOVERY_S: "600",
+								WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }),
+								ORIGINS: JSON.stringify({ model: { url: "http://model.cost.test", concurrency: 10, timeout_s: 120 } }),
+							},
+							outboundService: "cost-origin",
+							workers: [{ name: "cost-origin", modules: true, scriptPath: "./test/cost/origin.js", compatibilityDate: "2026-11-09" }],
 						},
 					}),
 				],

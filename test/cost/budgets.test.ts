@@ -33,13 +33,17 @@ const BUDGETS: Record<string, Budget> = {
 		r2ClassA: 0,
 		r2ClassB: 0,
 	},
+	// The object waits on the origin's answer for the whole run: awake, like a task run inside it.
+	http: { workerRequests: 3, objectRequests: 8.05, awakeS: 64, rowsRead: 9, rowsWritten: 20, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+	// The object is awake only for the calls it gets (and, today, a second after each change, while
+	// a health report waits to be sent): not while the task waits for a worker or the worker works.
 	pull: {
-		workerRequests: 99,
-		objectRequests: 99,
-		awakeS: 99,
-		rowsRead: 999,
-		rowsWritten: 999,
-		queueOperations: 3,
+		workerRequests: 6,
+		objectRequests: 16.05,
+		awakeS: 7,
+		rowsRead: 52,
+		rowsWritten: 40,
+		queueOperations: 0,
 		r2ClassA: 0,
 		r2ClassB: 0,
 	},
@@ -99,6 +103,24 @@ describe("cost per task", () => {
 		expect(m.perTask.awakeS).toBeGreaterThanOrEqual(10);
 		expectWithin(m, BUDGETS.sleepLive!);
 	});
+
+	it("a 60 s task on an http origin, followed by one WebSocket subscriber", async () => {
+		const id = newId("http");
+		const m = await measure("60 s task on an `http` origin, 1 WebSocket", [id], 60, async () => {
+			const input = { origin: "model", path: "/generate", body: { ms: 60_000 } };
+			const submitted = await submitTask({ id, type: "http", input, ttl_s: 1 });
+			expect(submitted.res.status).toBe(202);
+			const socket = await taskSocket(id);
+			expect((await socket.closed(90_000)).code).toBe(1000);
+			const last = socket.events(id).at(-1);
+			expect(last?.type).toBe("succeeded");
+			expect(last?.data.output).toEqual({ worked_ms: 60_000 });
+		});
+		measured.push(m);
+		// The object waits on the origin's answer for the whole minute: it cannot hibernate.
+		expect(m.perTask.awakeS).toBeGreaterThanOrEqual(60);
+		expectWithin(m, BUDGETS.http!);
+	}, 180_000);
 
 	it("a 60 s task done by a pull worker, followed by one WebSocket subscriber: its object hibernates while it waits and while the worker works", async () => {
 		const id = newId("pull");
