@@ -124,6 +124,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			schedule: () => this.schedule(),
 		});
 		this.record = this.load();
+		if (this.record) this.health.stored(this.record.status);
 		answerPings(ctx);
 	}
 
@@ -557,8 +558,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		}
 		this.record = null;
 		this.fanout.end();
+		// deleteAll removes the alarm too (compatibility date 2026-02-24 and later), and this alarm
+		// has fired: a deleteAlarm would only be one more row written.
 		await this.ctx.storage.deleteAll();
-		await this.ctx.storage.deleteAlarm();
 		this.alarmAt = null;
 		this.followerCache = null;
 		this.health.expired(r, r.version + 1);
@@ -605,9 +607,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const lost = this.leaseLost(r, token);
 		if (lost || !r.lease || !r.pull) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
 		r.lease.expiresAt = now + r.pull.leaseS * 1000;
+		const version = r.version;
 		if (progress && this.setProgress(r, r.attempts, progress.percent, progress.message ?? undefined)) this.progressThrottle(r).changed();
-		// Only the expiry changed: stored, but no event and no health report (the status did not change).
-		this.persist();
+		// Only the expiry changed: stored, but no event and no health report (the status did not
+		// change); a progress event stored just now wrote the record with it already.
+		if (r.version === version) this.persist();
 		await this.schedule();
 		return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: false };
 	}
@@ -799,7 +803,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			wantsWebhook = this.webhooks.add(r, event);
 		}
 		this.persist();
-		this.health.changed(r);
+		this.health.changed(r, this.heldOpen(r));
 		if (!event) return;
 		const followers = this.followers();
 		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
@@ -814,6 +818,16 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private async save(type?: TaskEventType, data?: Partial<Task>): Promise<void> {
 		this.commit(type, data);
 		await this.schedule();
+	}
+
+	/**
+	 * Something keeps this object in memory anyway: an attempt runs here, a request waits on the
+	 * task, or it was just created and its queue message is due within milliseconds. A health
+	 * report may then wait to be coalesced with the next change; otherwise it goes at once, so a
+	 * task that waits (for a worker, a slot, a retry) leaves its object free to hibernate.
+	 */
+	private heldOpen(r: TaskRecord): boolean {
+		return this.inFlight !== null || this.fanout.waiting() || (r.status === "queued" && !r.dispatched);
 	}
 
 	private followers(): Set<string> {

@@ -21,7 +21,10 @@ export class StatsShard extends DurableObject<Env> {
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sql.exec("CREATE TABLE IF NOT EXISTS task_status (id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL)");
+		// WITHOUT ROWID: the key is the table, so a report writes one row, not a row and an index entry.
+		this.sql.exec(
+			"CREATE TABLE IF NOT EXISTS task_status (id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL) WITHOUT ROWID",
+		);
 	}
 
 	/** Records a batch of reports in one write. */

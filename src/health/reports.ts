@@ -1,5 +1,5 @@
 import { shardIndexFor, statsShard, type StatusReport } from "./StatsShard";
-import { isTerminal, type TaskRecord } from "../task/model";
+import { isTerminal, type TaskRecord, type TaskStatus } from "../task/model";
 
 /** Passing statuses are coalesced over this window: a task that ends quickly sends one report, not four. */
 const REPORT_DEBOUNCE_MS = 1000;
@@ -34,14 +34,21 @@ const SHARD_PERIOD_MS = 1000;
 const isolateShardOffset = Math.floor(Math.random() * 1_000_000);
 
 /**
- * One task object's reports to its health shard (`StatsShard`), off the request path. A passing
- * status (queued, running) goes out REPORT_DEBOUNCE_MS after the first change, carrying the
- * latest; a lost one is overtaken by the next. The terminal status is sent by `terminal()`, which
- * says whether the shard has it: the task object keeps its alarm early and retries until it does.
+ * One task object's reports to its health shard (`StatsShard`), off the request path. Only a
+ * change of status is reported (progress and other updates leave the counts as they are). A
+ * passing status (queued, running) of an object that stays in memory anyway goes out
+ * REPORT_DEBOUNCE_MS after the first change, carrying the latest, so a task that ends quickly
+ * sends its terminal status alone; an object that would otherwise hibernate (its task waits for a
+ * worker, a slot or a retry) sends at once, with the isolate's next batch, rather than stay awake
+ * a second for a timer. A lost passing report is overtaken by the next. The terminal status is
+ * sent by `terminal()`, which says whether the shard has it: the task object keeps its alarm early
+ * and retries until it does.
  */
 export class HealthReports {
 	private pending: StatusReport | null = null;
 	private timer = 0;
+	/** The last status sent or pending (null: nothing yet in this instance). */
+	private lastStatus: TaskStatus | null = null;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -58,21 +65,45 @@ export class HealthReports {
 		return (isolateShardOffset + Math.floor(Date.now() / SHARD_PERIOD_MS)) % this.shards;
 	}
 
-	/** The task's status changed. A terminal status drops the pending passing one (`terminal()` follows). */
-	changed(r: TaskRecord): void {
+	/**
+	 * The status the task had when this instance loaded it, which its last instance reported: a
+	 * woken object does not report it again (a pull task wakes at each heartbeat).
+	 */
+	stored(status: TaskStatus): void {
+		this.lastStatus = status;
+	}
+
+	/**
+	 * The task was stored. A terminal status drops the pending passing one (`terminal()` follows).
+	 * `heldOpen`: something else keeps the object in memory, so the report may wait to coalesce.
+	 */
+	changed(r: TaskRecord, heldOpen: boolean): void {
 		if (isTerminal(r.status)) {
 			this.dropPending();
+			this.lastStatus = r.status;
 			return;
 		}
+		if (r.status === this.lastStatus && !(this.pending && !heldOpen)) return;
+		this.lastStatus = r.status;
 		this.pending = { id: r.id, version: r.version, status: r.status };
+		if (!heldOpen) {
+			this.flush(r);
+			return;
+		}
 		if (this.timer) return;
-		const shard = this.shardOf(r);
 		this.timer = setTimeout(() => {
 			this.timer = 0;
-			const report = this.pending;
-			this.pending = null;
-			if (report) this.enqueue(shard, report);
+			this.flush(r);
 		}, REPORT_DEBOUNCE_MS);
+	}
+
+	/** Sends the pending passing report with the isolate's next batch. */
+	private flush(r: TaskRecord): void {
+		clearTimeout(this.timer);
+		this.timer = 0;
+		const report = this.pending;
+		this.pending = null;
+		if (report) this.enqueue(this.shardOf(r), report);
 	}
 
 	/**
@@ -103,11 +134,16 @@ export class HealthReports {
 		this.pending = null;
 	}
 
-	/** Adds a report to this isolate's outbox and makes sure a send is due. */
+	/**
+	 * Adds a report to this isolate's outbox and makes sure a send is due. A passing report of the
+	 * same task still waiting there is replaced: the shard only needs the latest.
+	 */
 	private enqueue(shard: number, report: StatusReport): Outgoing {
 		const entry: Outgoing = { report, settled: false, acknowledged: false };
 		const list = outbox.get(shard);
-		if (list) list.push(entry);
+		const stale = list?.findIndex((e) => e.report.id === report.id && e.report.status !== null && !isTerminal(e.report.status)) ?? -1;
+		if (list && stale >= 0) list[stale] = entry;
+		else if (list) list.push(entry);
 		else outbox.set(shard, [entry]);
 		const now = Date.now();
 		if (batchDueAt === 0 || now > batchDueAt + SENDER_LOST_MS) {

@@ -34,6 +34,11 @@ export class Fanout {
 		});
 	}
 
+	/** True while a request waits on the task (a long-poll, a submit with `Prefer: wait`). */
+	waiting(): boolean {
+		return this.waiters.size > 0;
+	}
+
 	/** Accepts a hibernating WebSocket and sends it `initial`; closes it at once if the task has ended. */
 	acceptSocket(initial: TaskEvent[], ended: boolean): Response {
 		const { 0: client, 1: server } = new WebSocketPair();
