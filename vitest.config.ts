@@ -46,6 +46,8 @@ export default defineConfig({
 							bindings: {
 								AUTH_MODE: "open",
 								QUEUED_RECOVERY_S: "600",
+								// The files scenario counts an upload to its deletion: it outlives its task by 1 s.
+								UPLOAD_TTL_S: "1",
 								WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }),
 								ORIGINS: JSON.stringify({ model: { url: "http://model.cost.test", concurrency: 10, timeout_s: 120 } }),
 							},

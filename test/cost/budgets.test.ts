@@ -10,9 +10,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, getTask, submitTask, warmUp } from "../worker/support/api";
 import { newId } from "../worker/support/ids";
+import { fetchBytes, upload } from "../worker/support/files";
 import { taskSocket } from "../worker/support/socket";
+import { QUADRANTS_PNG } from "./image";
 import type { BillingUnits } from "./prices";
-import { costTable, measure, sleep, type Measured } from "./scenarios";
+import { costTable, expired, measure, sleep, type Measured } from "./scenarios";
 
 /**
  * Ceilings per task. `awakeS` is wall time, so it has headroom for a slow machine; the rest are
@@ -22,35 +24,47 @@ import { costTable, measure, sleep, type Measured } from "./scenarios";
 type Budget = Omit<BillingUnits, "wsIncoming" | "objectGbSeconds">;
 
 const BUDGETS: Record<string, Budget> = {
-	noop: { workerRequests: 2, objectRequests: 5, awakeS: 2, rowsRead: 8, rowsWritten: 16, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+	noop: { workerRequests: 2, objectRequests: 5, awakeS: 2, rowsRead: 11, rowsWritten: 16, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
 	sleepLive: {
 		workerRequests: 4,
 		objectRequests: 9.05,
 		awakeS: 13,
-		rowsRead: 43,
+		rowsRead: 46,
 		rowsWritten: 45,
 		queueOperations: 3,
 		r2ClassA: 0,
 		r2ClassB: 0,
 	},
 	// The object waits on the origin's answer for the whole run: awake, like a task run inside it.
-	http: { workerRequests: 3, objectRequests: 8.05, awakeS: 64, rowsRead: 8, rowsWritten: 18, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+	http: {
+		workerRequests: 3,
+		objectRequests: 8.05,
+		awakeS: 64,
+		rowsRead: 11,
+		rowsWritten: 18,
+		queueOperations: 3,
+		r2ClassA: 0,
+		r2ClassB: 0,
+	},
 	// The object is awake only for the calls it gets: not while the task waits for a worker, nor
 	// while the worker works (it is even evicted between heartbeats).
 	pull: {
 		workerRequests: 6,
 		objectRequests: 14.05,
 		awakeS: 2,
-		rowsRead: 44,
+		rowsRead: 46,
 		rowsWritten: 33,
 		queueOperations: 0,
 		r2ClassA: 0,
 		r2ClassB: 0,
 	},
+	// R2: the upload and the output written (class A), the upload read by the task and the output
+	// read twice (class B: a head and the download); deletes are free.
+	files: { workerRequests: 4, objectRequests: 11, awakeS: 3, rowsRead: 13, rowsWritten: 29, queueOperations: 3, r2ClassA: 2, r2ClassB: 3 },
 	// Shares of batched work vary with how fast the runtime drains the burst: a task that lives
 	// over a second sends its passing statuses to the health shard too. Awake time here is mostly
 	// the local runtime's one thread working through 1,000 tasks, not what a deployment bills.
-	burst: { workerRequests: 2, objectRequests: 5, awakeS: 30, rowsRead: 16, rowsWritten: 20, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
+	burst: { workerRequests: 2, objectRequests: 5, awakeS: 30, rowsRead: 16, rowsWritten: 19, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
 };
 
 const measured: Measured[] = [];
@@ -172,6 +186,24 @@ describe("cost per task", () => {
 		expect(m.usage.worker.fetch).toBe(6);
 		expectWithin(m, BUDGETS.pull!);
 	}, 180_000);
+
+	it("an image.resize of an uploaded PNG, its output read once: R2 operations", async () => {
+		const id = newId("file");
+		const m = await measure("`image.resize` of a 1,024 × 768 PNG upload, output read once", [id], Number.NaN, async () => {
+			const file = await upload(QUADRANTS_PNG, "image/png");
+			const input = { image: { $file: file.id }, width: 256, fit: "contain", format: "webp" };
+			const { body } = await submitTask({ id, type: "image.resize", input, ttl_s: 1 }, { wait: 30 });
+			expect(body.status).toBe("succeeded");
+			const { res, bytes } = await fetchBytes(`/v1/tasks/${id}/output`);
+			expect(res.status).toBe(200);
+			expect(bytes.byteLength).toBe((body.output as { bytes: number }).bytes);
+			// Counted to the end: the task expires (its output deleted), then the upload it held.
+			await expired([id], [`FileLease:${file.id}`]);
+		});
+		measured.push(m);
+		expect(m.usage.r2.classA).toBeGreaterThanOrEqual(2);
+		expectWithin(m, BUDGETS.files!);
+	});
 
 	it("a burst of 1,000 no-op tasks: each task's share", async () => {
 		const ids = Array.from({ length: 1000 }, () => newId("burst"));

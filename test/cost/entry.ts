@@ -12,6 +12,7 @@ export const TaskCoordinator = instrument(app.TaskCoordinator, "TaskCoordinator"
 export const StatsShard = instrument(app.StatsShard, "StatsShard");
 export const SubscriptionHub = instrument(app.SubscriptionHub, "SubscriptionHub");
 export const WorkLane = instrument(app.WorkLane, "WorkLane");
+export const FileLease = instrument(app.FileLease, "FileLease");
 
 /** What src/index.ts exports, so a test can check that every Durable Object class above is the counted one. */
 export const uninstrumented = app;

@@ -19,6 +19,7 @@ export const BINDING_CLASSES: Record<string, string> = {
 	STATS: "StatsShard",
 	HUBS: "SubscriptionHub",
 	WORK_LANE: "WorkLane",
+	FILE_LEASES: "FileLease",
 };
 
 /** Events the runtime delivers to an object (the rest of its methods are called by stubs). */

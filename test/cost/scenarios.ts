@@ -25,11 +25,15 @@ export async function quiet(timeoutMs = 120_000): Promise<void> {
 	);
 }
 
-/** Waits until every task in `ids` has expired (its object deleted its storage). */
-export async function expired(ids: string[], timeoutMs = 60_000 + ids.length * 200): Promise<void> {
+/**
+ * Waits until every task in `ids` has expired (its object deleted its storage), and every object
+ * in `objects` (`Class:name`) too.
+ */
+export async function expired(ids: string[], objects: string[] = [], timeoutMs = 60_000 + ids.length * 200): Promise<void> {
+	const keys = [...ids.map((id) => `TaskCoordinator:${id}`), ...objects];
 	await eventually(
-		async () => (ids.every((id) => meter.deleted.has(`TaskCoordinator:${id}`)) ? true : undefined),
-		`${ids.length} tasks to expire (${ids.filter((id) => !meter.deleted.has(`TaskCoordinator:${id}`)).length} left)`,
+		async () => (keys.every((key) => meter.deleted.has(key)) ? true : undefined),
+		`${keys.length} objects to delete their storage (${keys.filter((key) => !meter.deleted.has(key)).length} left)`,
 		timeoutMs,
 		50,
 	);
@@ -71,7 +75,7 @@ export async function measure(name: string, ids: string[], taskSeconds: number, 
 
 const n = (v: number, digits = 2) => (Number.isInteger(v) ? String(v) : v.toFixed(digits));
 
-/** The README's cost table for measured scenarios. */
+/** The README's cost table for measured scenarios (`taskSeconds` NaN: no seed column for that work). */
 export function costTable(rows: Measured[]): string {
 	const head =
 		"| scenario (per task) | Worker invocations | DO requests | awake, s | rows read | rows written | queue ops | R2 A / B | $ per 1M tasks | of which | seed on one GPU box, $ per 1M |";
@@ -93,7 +97,7 @@ export function costTable(rows: Measured[]): string {
 			.slice(0, 3)
 			.map(([label, v]) => `${label} ${v.toFixed(2)}`)
 			.join(", ");
-		return `| ${r.name} | ${n(u.workerRequests)} | ${n(u.objectRequests)} | ${n(u.awakeS, 2)} | ${n(u.rowsRead)} | ${n(u.rowsWritten)} | ${n(u.queueOperations)} | ${n(u.r2ClassA)} / ${n(u.r2ClassB)} | ${d.total.toFixed(2)} | ${biggest} | ${r.seedDollars.toFixed(0)} |`;
+		return `| ${r.name} | ${n(u.workerRequests)} | ${n(u.objectRequests)} | ${n(u.awakeS, 2)} | ${n(u.rowsRead)} | ${n(u.rowsWritten)} | ${n(u.queueOperations)} | ${n(u.r2ClassA)} / ${n(u.r2ClassB)} | ${d.total.toFixed(2)} | ${biggest} | ${Number.isNaN(r.seedDollars) ? "—" : r.seedDollars.toFixed(0)} |`;
 	});
 	return [head, sep, ...lines].join("\n");
 }
