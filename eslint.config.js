@@ -3,9 +3,9 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-	{ ignores: ["node_modules/", ".wrangler/", "worker-configuration.d.ts", "bench/results/"] },
+	{ ignores: ["node_modules/", ".wrangler/", "worker-configuration.d.ts", "bench/results/", "clients/js/dist/"] },
 	{
-		files: ["src/**/*.ts"],
+		files: ["src/**/*.ts", "clients/js/**/*.ts"],
 		extends: [tseslint.configs.recommendedTypeChecked],
 		languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
 		rules: {

@@ -1,0 +1,76 @@
+/**
+ * The client inside the Workers runtime (workerd), talking to the worker through its own fetch
+ * handler: WebSockets are opened by `fetch` + `Upgrade: websocket`, as a Worker must. Also
+ * checks at compile time that the client's wire types match the server's.
+ */
+import { exports } from "cloudflare:workers";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import {
+	createClient,
+	HttpError,
+	TaskFailedError,
+	type Task as ClientTask,
+	type TaskEvent as ClientEvent,
+} from "../../clients/js/src/index";
+import type { TaskEvent as ServerEvent } from "../../src/events";
+import type { Task as ServerTask } from "../../src/task";
+import { ORIGIN } from "./support/api";
+
+function workerClient(options: { transport?: "auto" | "sse" | "poll" } = {}) {
+	let sockets = 0;
+	const client = createClient({
+		baseUrl: ORIGIN,
+		...options,
+		fetch: (input, init) => {
+			const request = new Request(input, init);
+			if (request.headers.get("upgrade") === "websocket") sockets++;
+			return exports.default.fetch(request);
+		},
+	});
+	return { client, sockets: () => sockets };
+}
+
+describe("the client in workerd", () => {
+	it("runs a task over a WebSocket opened by fetch, with progress", async () => {
+		const { client, sockets } = workerClient();
+		const progress: number[] = [];
+		const events: ClientEvent[] = [];
+		const output = await client.run("sleep", { ms: 1200 }, { onProgress: (p) => progress.push(p.percent), onEvent: (e) => events.push(e) });
+		expect(output).toEqual({ slept_ms: 1200 });
+		expect(sockets()).toBe(1);
+		expect(progress.at(-1)).toBe(100);
+		expect(progress.length).toBeGreaterThanOrEqual(2);
+		expect(events[0]?.type).toBe("snapshot");
+		expect(events.at(-1)?.type).toBe("succeeded");
+	});
+
+	it("long-polls and streams SSE when told to", async () => {
+		const poll = workerClient({ transport: "poll" });
+		expect(await poll.client.run("echo", { hello: "workerd" })).toEqual({ hello: "workerd" });
+		expect(poll.sockets()).toBe(0);
+		const sse = workerClient({ transport: "sse" });
+		const types: string[] = [];
+		expect(await sse.client.run("sleep", { ms: 300 }, { onEvent: (e) => types.push(e.type) })).toEqual({ slept_ms: 300 });
+		expect(types.at(-1)).toBe("succeeded");
+		expect(sse.sockets()).toBe(0);
+	});
+
+	it("reports failures and refusals with its error classes", async () => {
+		const { client } = workerClient();
+		await expect(client.run("fail", { message: "bad", permanent: true })).rejects.toBeInstanceOf(TaskFailedError);
+		const refused = await client.submit("sleep", { ms: -1 }).catch((e: unknown) => e);
+		expect(refused).toBeInstanceOf(HttpError);
+		expect((refused as HttpError).body.error.code).toBe("invalid_input");
+	});
+});
+
+describe("wire types", () => {
+	it("the client's Task and TaskEvent are the server's", () => {
+		expectTypeOf<Omit<ServerTask, "input" | "output">>().toEqualTypeOf<Omit<ClientTask, "urls" | "input" | "output">>();
+		// Every field the server sends is one the client knows, with a type the client accepts.
+		expectTypeOf<ServerTask>().toExtend<Omit<ClientTask<unknown, unknown>, "urls">>();
+		expectTypeOf<keyof ServerTask>().toEqualTypeOf<Exclude<keyof ClientTask, "urls">>();
+		expectTypeOf<ServerEvent["type"]>().toEqualTypeOf<ClientEvent["type"]>();
+		expectTypeOf<keyof ServerEvent>().toEqualTypeOf<keyof ClientEvent>();
+	});
+});
