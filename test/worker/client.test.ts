@@ -12,8 +12,8 @@ import {
 	type Task as ClientTask,
 	type TaskEvent as ClientEvent,
 } from "../../clients/js/src/index";
-import type { TaskEvent as ServerEvent } from "../../src/events";
-import type { Task as ServerTask } from "../../src/task";
+import type { TaskEvent as ServerEvent } from "../../src/task/events";
+import type { Task as ServerTask } from "../../src/task/model";
 import { ORIGIN } from "./support/api";
 
 function workerClient(options: { transport?: "auto" | "sse" | "poll" } = {}) {
