@@ -7,7 +7,12 @@ import { defineProcessor, sleepFor } from "./types";
  * the input are accepted and ignored, as the seed template's clients send arbitrary JSON.
  */
 export const sleep = defineProcessor({
-	input: z.preprocess((v) => v ?? {}, z.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) })),
+	// No input (null) means the defaults. Written as a transform, not a preprocess, so callers
+	// see the input type ({ ms?: number }) rather than `unknown`.
+	input: z
+		.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) })
+		.nullish()
+		.transform((v) => v ?? { ms: 1000 }),
 	async run({ ms }, ctx) {
 		const steps = ms >= 1000 ? 10 : 1;
 		const start = Date.now();

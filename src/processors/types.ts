@@ -52,7 +52,7 @@ export interface Processor<I = unknown> {
 }
 
 /** The task type as its author writes it (README "Add your own task type"). */
-export interface ProcessorDefinition<S extends z.ZodType, O extends z.ZodType = z.ZodType> {
+export interface ProcessorDefinition<S extends z.ZodType, O extends z.ZodType = z.ZodType, R extends z.input<O> = z.input<O>> {
 	/** Validates `input` at submit; the parsed value is what `run` gets. */
 	input: S;
 	/** When given, the output is checked against it; a mismatch fails the task (`invalid_output`). */
@@ -63,8 +63,20 @@ export interface ProcessorDefinition<S extends z.ZodType, O extends z.ZodType = 
 	timeout_s?: number;
 	/** Attempts in all, retries included (default 3). */
 	max_attempts?: number;
-	run(input: z.output<S>, ctx: ProcessorContext): Promise<z.input<O>>;
+	run(input: z.output<S>, ctx: ProcessorContext): Promise<R>;
 }
+
+/**
+ * A processor that remembers, for the type checker only, what callers send (its input schema's
+ * input type) and what they get back (its output schema's type, else what `run` returns):
+ * `TaskTypes` (processors/index.ts) hands them to the typed client, `edgetask/client`.
+ */
+export interface TypedProcessor<In, Out> extends Processor {
+	readonly types?: { input: In; output: Out };
+}
+
+/** The output type callers see: the output schema's, or what `run` returns when there is none. */
+type OutputOf<O extends z.ZodType, R> = unknown extends z.output<O> ? R : z.output<O>;
 
 /** Thrown by a processor for a failure that a retry cannot fix (bad input, refused by a backend). */
 export class PermanentError extends Error {
@@ -125,7 +137,9 @@ export function attemptFailure(e: unknown): AttemptFailure {
  *   run: async ({ text }) => ({ text: text.toUpperCase() }),
  * });
  */
-export function defineProcessor<S extends z.ZodType, O extends z.ZodType = z.ZodType>(p: ProcessorDefinition<S, O>): Processor {
+export function defineProcessor<S extends z.ZodType, O extends z.ZodType = z.ZodType, R extends z.input<O> = z.input<O>>(
+	p: ProcessorDefinition<S, O, R>,
+): TypedProcessor<z.input<S>, OutputOf<O, R>> {
 	const output = p.output;
 	return {
 		input: p.input,

@@ -9,6 +9,8 @@ import {
 	createClient,
 	HttpError,
 	TaskFailedError,
+	type Client,
+	type ServerTaskTypes,
 	type Task as ClientTask,
 	type TaskEvent as ClientEvent,
 } from "../../clients/js/src/index";
@@ -64,7 +66,20 @@ describe("the client in workerd", () => {
 	});
 });
 
-describe("wire types", () => {
+describe("types", () => {
+	it("inputs and outputs of the server's processors flow to callers; other types are unknown", () => {
+		// Checked by the compiler (npm run check), never called: it would send requests.
+		const compileOnly = (client: Client<ServerTaskTypes>) => {
+			expectTypeOf(client.run("sleep", { ms: 10 })).resolves.toEqualTypeOf<{ slept_ms: number }>();
+			expectTypeOf(client.run("sleep", null)).resolves.toEqualTypeOf<{ slept_ms: number }>();
+			// @ts-expect-error sleep's ms is a number
+			void client.run("sleep", { ms: "soon" });
+			expectTypeOf(client.submit("sleep", {})).resolves.toHaveProperty("output").toEqualTypeOf<{ slept_ms: number } | null>();
+			expectTypeOf(client.run("resize-image", { width: 10 })).resolves.toBeUnknown();
+		};
+		expect(compileOnly).toBeTypeOf("function");
+	});
+
 	it("the client's Task and TaskEvent are the server's", () => {
 		expectTypeOf<Omit<ServerTask, "input" | "output">>().toEqualTypeOf<Omit<ClientTask, "urls" | "input" | "output">>();
 		// Every field the server sends is one the client knows, with a type the client accepts.

@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { Task, TaskEvent, TaskProgress } from "../src/index";
+import type { Task, TaskEvent, TaskProgress } from "../src/types";
 
 /** Shows a task's life on stderr while the CLI waits for it. */
 export interface Display {

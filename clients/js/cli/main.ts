@@ -6,18 +6,11 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import {
-	createClient,
-	HttpError,
-	TaskCanceledError,
-	TaskFailedError,
-	TaskTimeoutError,
-	type Client,
-	type SubmitFields,
-	type Task,
-	type Transport,
-	type WaitOptions,
-} from "../src/index";
+// The untyped core: the CLI takes task types as strings from the command line, and stays free of
+// the server's types (which need the Workers runtime's; see index.ts).
+import { createClient, type Client, type Transport, type WaitOptions } from "../src/client";
+import { HttpError, TaskCanceledError, TaskFailedError, TaskTimeoutError } from "../src/errors";
+import type { SubmitFields, Task } from "../src/types";
 import { createDisplay } from "./display";
 import { version } from "../../../package.json";
 
