@@ -71,8 +71,9 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 		options.config ?? join(root, "wrangler.toml"),
 	];
 	if (options.persistTo) args.push("--persist-to", options.persistTo);
-	// Like `npm run dev`, the local server runs open unless the caller sets API_KEYS / AUTH_MODE.
-	const vars = { AUTH_MODE: "open", ...options.vars };
+	// Like `npm run dev`, the local server runs open (and callable from pages on any origin) unless
+	// the caller sets API_KEYS / AUTH_MODE / CORS_ORIGINS.
+	const vars = { AUTH_MODE: "open", CORS_ORIGINS: "*", ...options.vars };
 	for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
 
 	const child = spawn(process.execPath, args, {

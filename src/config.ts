@@ -22,6 +22,8 @@ export interface Settings {
 	uploadTtlS: number;
 	/** Largest JSON output a task may store (in R2 past 64 KiB); larger fails `output_too_large`. */
 	maxOutputBytes: number;
+	/** Origins whose pages may call the API (`CORS_ORIGINS`): "*", or a list (empty: none). */
+	corsOrigins: "*" | string[];
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -64,7 +66,27 @@ function parse(env: Env): Settings {
 		maxUploadBytes: positive(env.MAX_UPLOAD_BYTES, 25 * 1024 * 1024),
 		uploadTtlS: positive(env.UPLOAD_TTL_S, 3600),
 		maxOutputBytes: positive(env.MAX_OUTPUT_BYTES, 1024 * 1024),
+		corsOrigins: originList(env.CORS_ORIGINS),
 	};
+}
+
+/** A comma-separated list of origins, or `*`. Entries are normalised as browsers send them. */
+function originList(raw: string | undefined): "*" | string[] {
+	const entries = (raw ?? "")
+		.split(",")
+		.map((e) => e.trim())
+		.filter(Boolean);
+	if (entries.includes("*")) return "*";
+	return entries.map(normaliseOrigin);
+}
+
+/** `scheme://host[:port]` in lower case, no path or trailing slash: how an `Origin` header spells it. */
+export function normaliseOrigin(origin: string): string {
+	try {
+		return new URL(origin).origin;
+	} catch {
+		return origin.toLowerCase();
+	}
 }
 
 // ---- object-valued vars (CONCURRENCY, ORIGINS, WORKER_TYPES) ----

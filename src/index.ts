@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { App } from "./api/app";
 import { authorize } from "./api/auth";
+import { cors } from "./api/cors";
 import { ApiError } from "./api/errors";
 import { ConfigError } from "./config";
 import { fileRoutes } from "./api/routes/files";
@@ -23,6 +24,12 @@ export { FileLease } from "./files/FileLease";
  */
 const app = new Hono<App>();
 
+/** Browsers on other origins (CORS_ORIGINS): preflights answered before auth, headers on every answer. */
+app.use(
+	"*",
+	cors(() => servedMethods),
+);
+
 /** Everything but a minimal /health needs credentials when auth is on (see api/auth.ts). */
 app.use("*", async (c, next) => {
 	c.set("access", await authorize(c.env, c.req.raw));
@@ -38,6 +45,8 @@ for (const { path, method } of app.routes) {
 	if (method === "ALL") continue;
 	allowed.set(path, (allowed.get(path) ?? new Set()).add(method));
 }
+/** Every method some route answers, for CORS preflights. */
+const servedMethods = [...new Set([...allowed.values()].flatMap((methods) => [...methods]))];
 for (const [path, methods] of allowed) {
 	const allow = [...methods].join(", ");
 	app.all(path, () => {

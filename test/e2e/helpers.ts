@@ -25,9 +25,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /**
  * Vars every e2e server gets, as `npm run dev` sets them: wrangler.toml says
- * AUTH_MODE = "required" (closed without API keys), and local development opens it.
+ * AUTH_MODE = "required" (closed without API keys) and no CORS_ORIGINS; local development opens both.
  */
-export const DEV_VARS: Record<string, string> = { AUTH_MODE: "open" };
+export const DEV_VARS: Record<string, string> = { AUTH_MODE: "open", CORS_ORIGINS: "*" };
 
 /** A copy of the worker's source for one server (E2E_SNAPSHOT=1); removed when it stops. */
 function snapshotSource(): { config: string; remove(): void } {
