@@ -5,6 +5,7 @@ import { cors } from "./api/cors";
 import { ApiError } from "./api/errors";
 import { ConfigError } from "./config";
 import { fileRoutes } from "./api/routes/files";
+import { docsRoutes } from "./api/routes/docs";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
@@ -22,7 +23,8 @@ export { FileLease } from "./files/FileLease";
  * The worker's HTTP entry point: authentication, the route modules of src/api/routes, and the
  * one error path. Routes live in their modules; this file only assembles them.
  */
-const app = new Hono<App>();
+/** The assembled app; exported so tests can read its route table (`app.routes`). */
+export const app = new Hono<App>();
 
 /** Browsers on other origins (CORS_ORIGINS): preflights answered before auth, headers on every answer. */
 app.use(
@@ -36,7 +38,9 @@ app.use("*", async (c, next) => {
 	await next();
 });
 
-for (const module of [taskRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes]) app.route("/", module);
+// Every route documents itself (`describe`, api/openapi/describe.ts); the docs module reads
+// the whole table, so /openapi.json and /docs cover routes mounted after it too.
+for (const module of [taskRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)]) app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,
 // so a route added to a module gets it without a list to keep in step.

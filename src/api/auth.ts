@@ -87,9 +87,9 @@ const TASK_PATH = /^\/v1\/tasks\/([A-Za-z0-9._:-]{1,128})(\/ws|\/events|\/cancel
 
 /**
  * How a request was let in: `open` (auth off), `key` (a valid API key), `task-token` (a valid
- * token for the task in the path), `anonymous` (no credentials, on the two routes that allow it:
- * `GET /health`, which then answers only `{status}`, and `GET /v1/ws`, whose subscriptions then
- * each need a task token).
+ * token for the task in the path), `anonymous` (no credentials, on the routes that allow it:
+ * `GET /health`, which then answers only `{status}`, `GET /v1/ws`, whose subscriptions then
+ * each need a task token, and the API's description, `GET /openapi.json` and `GET /docs`).
  */
 export type Access = "open" | "key" | "task-token" | "anonymous";
 
@@ -103,6 +103,8 @@ export async function authorize(env: Env, request: Request): Promise<Access> {
 	const task = TASK_PATH.exec(url.pathname);
 	if (token && task?.[1] && apiKeys(env).length > 0 && (await verifyTaskToken(env, task[1], token))) return "task-token";
 	if (request.method === "GET" && url.pathname === "/health") return "anonymous";
+	// The API's own description is public, as API docs are.
+	if (request.method === "GET" && (url.pathname === "/openapi.json" || url.pathname === "/docs")) return "anonymous";
 	// Anonymous multi-task sockets live on task tokens, which need a configured secret.
 	if (request.method === "GET" && url.pathname === "/v1/ws" && apiKeys(env).length > 0) return "anonymous";
 	if (apiKeys(env).length === 0) {

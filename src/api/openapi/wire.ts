@@ -1,0 +1,114 @@
+import { z } from "zod";
+import { PRIORITIES, TASK_STATUSES, WEBHOOK_EVENT_FILTERS } from "../../task/model";
+
+/**
+ * Schemas of what the API answers, for its OpenAPI document. Requests are described by the
+ * schemas that validate them (api/schemas.ts); answers are built from TypeScript types, so
+ * these mirror them, and test/worker/openapi.test.ts checks at compile time that each one
+ * matches its type (`Task`, `TaskEvent`, `ErrorBody`, …): a field added to a type without its
+ * schema fails `npm run check`.
+ */
+
+const isoTime = z.string().describe("ISO 8601 time");
+
+export const TaskError = z.object({ code: z.string(), message: z.string() });
+export const TaskProgress = z.object({ percent: z.number().min(0).max(100), message: z.string().nullable() });
+
+export const WebhookAttempt = z.object({
+	seq: z.number().int(),
+	event: z.string(),
+	attempt: z.number().int(),
+	at: isoTime,
+	ok: z.boolean(),
+	status: z.number().int().nullable(),
+	error: z.string().nullable(),
+});
+
+export const TaskUrls = z
+	.object({ get: z.string(), ws: z.string(), events: z.string(), cancel: z.string() })
+	.describe("Where to read, follow and cancel the task. With API keys set, each carries `?token=`: a capability for this task alone.");
+
+/** A task as `GET /v1/tasks/{id}` returns it (the stored task plus its URLs). */
+export const TaskView = z.object({
+	id: z.string(),
+	type: z.string(),
+	status: z.enum(TASK_STATUSES),
+	priority: z.enum(PRIORITIES),
+	timeout_s: z.number().describe("Deadline of one attempt, in seconds"),
+	ttl_s: z.number().describe("How long the task is kept once it ends, in seconds"),
+	input: z.json(),
+	output: z.json().describe("The processor's result once succeeded, else null"),
+	error: TaskError.nullable(),
+	progress: TaskProgress.nullable(),
+	attempts: z.number().int(),
+	created_at: isoTime,
+	started_at: isoTime.nullable(),
+	finished_at: isoTime.nullable(),
+	metrics: z.object({ queue_ms: z.number().nullable(), run_ms: z.number().nullable(), total_ms: z.number().nullable() }),
+	webhook: z
+		.object({
+			url: z.string(),
+			events: z.array(z.enum(WEBHOOK_EVENT_FILTERS)),
+			pending: z.number().int(),
+			deliveries: z.array(WebhookAttempt),
+		})
+		.nullable(),
+	urls: TaskUrls,
+});
+
+export const TaskEventType = z.enum([
+	"snapshot",
+	"queued",
+	"running",
+	"progress",
+	"retrying",
+	"succeeded",
+	"failed",
+	"canceled",
+	"timed_out",
+]);
+
+/** One event, as WebSocket frames, SSE `data:` and webhook bodies carry it. */
+export const TaskEvent = z.object({
+	task_id: z.string(),
+	seq: z.number().int().describe("Per task, from 1; a snapshot carries the seq of the last event it includes"),
+	type: TaskEventType,
+	at: isoTime,
+	data: TaskView.omit({ urls: true }).partial().describe("The task fields this event changed (the whole task for a snapshot)"),
+});
+
+/** The one error body: `{ error: { code, message, details? } }`. */
+export const ErrorBody = z.object({
+	error: z.object({
+		code: z.string().describe("Stable, machine-readable: invalid_request, task_not_found, rate_limited, …"),
+		message: z.string(),
+		details: z.unknown().optional().describe("Field problems for 400 ([{path, message}]), the task for 409"),
+	}),
+});
+
+const StatusCounts = z.object(
+	Object.fromEntries(TASK_STATUSES.map((s) => [s, z.number().int()])) as Record<(typeof TASK_STATUSES)[number], z.ZodNumber>,
+);
+
+export const Health = z.union([
+	z.object({
+		status: z.literal("ok"),
+		queue_size: z.number().int(),
+		running: z.number().int(),
+		results_pending: z.number().int(),
+		by_status: StatusCounts,
+		shards: z.number().int(),
+	}),
+	z.object({ status: z.literal("ok") }).describe("Without credentials while auth is on"),
+]);
+
+/** `POST /process`: the seed template's envelope. */
+export const SeedEnvelope = z.object({
+	success: z.boolean(),
+	code: z.union([z.literal(0), z.literal(1)]),
+	msg: z.string(),
+	data: z.object({ uuid: z.string(), result: z.unknown() }),
+});
+
+/** `POST /process` body: any JSON object; it becomes the input of PROCESS_TASK_TYPE. */
+export const SeedBody = z.looseObject({ uuid: z.union([z.string(), z.number()]).optional() });
