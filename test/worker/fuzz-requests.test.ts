@@ -830,7 +830,8 @@ const otherCase: fc.Arbitrary<Case> = fc.oneof(
 			path: `/v1/ws${query === undefined ? "" : `?${encodeURIComponent(query)}`}`,
 			headers: [...(upgrade === undefined ? [] : ([["upgrade", upgrade]] as [string, string][])), ...noise],
 			body: { kind: "none" },
-			allowed: upgrade?.toLowerCase() === "websocket" ? [101] : [426],
+			// An Origin header that is not allowed (CORS_ORIGINS) refuses the upgrade itself.
+			allowed: upgrade?.toLowerCase() !== "websocket" ? [426] : noise.some(([name]) => name === "origin") ? [101, 403] : [101],
 		})),
 	// GET /health with junk: always 200 {status: ok, …}
 	fc.record({ query: fc.option(junkHeaderValue, { nil: undefined }), noise, head: fc.boolean() }).map(({ query, noise, head }): Case => ({
