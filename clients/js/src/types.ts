@@ -51,6 +51,8 @@ export interface Task<Output = unknown, Input = unknown> {
 		pending: number;
 		deliveries: { seq: number; event: string; attempt: number; at: string; ok: boolean; status: number | null; error: string | null }[];
 	} | null;
+	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
+	queue_position?: number | null;
 	urls: TaskUrls;
 }
 

@@ -203,6 +203,7 @@ export function openApiDocument(routes: readonly ServedRoute[], taskInputs: Reco
 		tags: [
 			{ name: "tasks", description: "Submit, read and cancel tasks" },
 			{ name: "live", description: "Follow tasks as they run" },
+			{ name: "workers", description: "Pull workers: lease tasks of WORKER_TYPES, heartbeat, complete, fail" },
 			{ name: "service", description: "Health and the seed template's endpoint" },
 			{ name: "docs", description: "This document and its page" },
 		],

@@ -53,6 +53,12 @@ export const TaskView = z.object({
 			deliveries: z.array(WebhookAttempt),
 		})
 		.nullable(),
+	queue_position: z
+		.number()
+		.int()
+		.nullable()
+		.optional()
+		.describe("Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting"),
 	urls: TaskUrls,
 });
 
@@ -101,6 +107,19 @@ export const Health = z.union([
 	}),
 	z.object({ status: z.literal("ok") }).describe("Without credentials while auth is on"),
 ]);
+
+/** `POST /v1/work/lease`: a task leased to a pull worker. */
+export const LeaseGrant = z.object({
+	task: z.object({ id: z.string(), type: z.string(), input: z.json(), attempt: z.number().int(), priority: z.enum(PRIORITIES) }),
+	lease: z.object({
+		token: z.string().describe("The lease's only credential: send it with every heartbeat, complete and fail"),
+		expires_at: isoTime,
+		heartbeat_s: z.number().describe("Send a heartbeat at least this often"),
+	}),
+});
+
+export const HeartbeatAnswer = z.object({ expires_at: isoTime, cancel_requested: z.boolean().describe("Stop: the task was canceled") });
+export const WorkAnswer = z.object({ id: z.string(), status: z.enum(TASK_STATUSES) });
 
 /** `POST /process`: the seed template's envelope. */
 export const SeedEnvelope = z.object({
