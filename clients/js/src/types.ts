@@ -10,9 +10,14 @@ export const TERMINAL_STATUSES: readonly TaskStatus[] = ["succeeded", "failed", 
 export type Priority = "high" | "normal" | "low";
 export type WebhookEventFilter = "start" | "progress" | "completed";
 
+/** A JSON value, as the server types one. */
+export type Json = string | number | boolean | null | object;
+
 export interface TaskError {
 	code: string;
 	message: string;
+	/** More about the failure, when the processor or origin said more (e.g. field problems). */
+	details?: Json;
 }
 
 export interface TaskProgress {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PRIORITIES, TASK_STATUSES, WEBHOOK_EVENT_FILTERS } from "../../task/model";
+import { PRIORITIES, TASK_STATUSES, WEBHOOK_EVENT_FILTERS, type Json } from "../../task/model";
 
 /**
  * Schemas of what the API answers, for its OpenAPI document. Requests are described by the
@@ -10,8 +10,10 @@ import { PRIORITIES, TASK_STATUSES, WEBHOOK_EVENT_FILTERS } from "../../task/mod
  */
 
 const isoTime = z.string().describe("ISO 8601 time");
+/** Any JSON value, typed as the server types task data (`Json`). */
+const JsonValue: z.ZodType<Json> = z.json();
 
-export const TaskError = z.object({ code: z.string(), message: z.string() });
+export const TaskError = z.object({ code: z.string(), message: z.string(), details: JsonValue.optional() });
 export const TaskProgress = z.object({ percent: z.number().min(0).max(100), message: z.string().nullable() });
 
 export const WebhookAttempt = z.object({
