@@ -18,7 +18,8 @@ describe("the README's example type (src/processors/checksum.ts)", () => {
 	it('is shown in README "Add your own task type" exactly as it is in the file', () => {
 		const section = readme.slice(readme.indexOf("## Add your own task type"));
 		expect(section).toContain(["```ts", checksumSource.trimEnd(), "```"].join("\n"));
-		const registration = 'const TASK_TYPES: Record<string, Processor> = { sleep, echo, http, checksum, "image.resize": imageResize };';
+		const registration =
+			'const TASK_TYPES = { sleep, echo, http, checksum, "image.resize": imageResize } satisfies Record<string, Processor>;';
 		expect(section).toContain(registration);
 		expect(registrySource).toContain(registration);
 	});
