@@ -139,7 +139,7 @@ describe("edgetask run", () => {
 		expect(screen).toContain('"slept_ms": 3000');
 	});
 
-	it("writes the output to a file with -o and reads the input from a file or stdin", async () => {
+	it("writes the output to a file with -o (a file output as its bytes) and reads the input from a file or stdin", async () => {
 		const out = join(dir.path, "out.json");
 		const fromStdin = await cli(["run", "echo", "--input-file", "-", "-o", out], { stdin: '{"from":"stdin"}' });
 		expect(fromStdin.code, fromStdin.stderr).toBe(0);
@@ -147,6 +147,13 @@ describe("edgetask run", () => {
 		expect(JSON.parse(await readFile(out, "utf8"))).toEqual({ from: "stdin" });
 		const fromFile = await cli(["run", "echo", "--input-file", out]);
 		expect(JSON.parse(fromFile.stdout)).toEqual({ from: "stdin" });
+		// A file output (emit: byte i is i % 251) is written as its bytes.
+		const bin = join(dir.path, "out.bin");
+		const fileOut = await cli(["run", "emit", "--input", '{"file_bytes":4000}', "-o", bin]);
+		expect(fileOut.code, fileOut.stderr).toBe(0);
+		const bytes = new Uint8Array(await readFile(bin));
+		expect(bytes.length).toBe(4000);
+		expect(bytes.every((b, i) => b === i % 251)).toBe(true);
 	});
 
 	it("exit codes: 1 failed, 3 timed out (server deadline or --wait), 4 canceled, 2 usage", async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
 	createClient,
 	HttpError,
+	isFileRef,
 	RateLimitedError,
 	TaskCanceledError,
 	TaskFailedError,
@@ -245,6 +246,28 @@ describe("without WebSockets", () => {
 		for await (const e of client.events(events[0]?.task_id ?? "", { after: 0 })) replay.push(e.type);
 		expect(replay[0]).toBe("queued");
 		expect(replay.at(-1)).toBe("succeeded");
+	});
+});
+
+describe("files", () => {
+	it("uploads a file, reads it back, and reads a task's file output as bytes", async () => {
+		const client = createClient({ baseUrl: open.url });
+		const bytes = new TextEncoder().encode("edgetask file\n".repeat(100));
+		const stored = await client.files.upload(bytes, { contentType: "text/plain" });
+		expect(stored).toMatchObject({ bytes: bytes.length, content_type: "text/plain" });
+		expect(stored.id).toMatch(/^file_[0-9a-f]{32}$/);
+		const back = await client.files.get(stored.id);
+		expect(new Uint8Array(await back.arrayBuffer())).toEqual(bytes);
+
+		// `emit` writes a file whose byte i is i % 251: the task's output is a file reference.
+		const output = await client.run("emit", { file_bytes: 5000 }, { timeoutMs: 30_000 });
+		expect(isFileRef(output)).toBe(true);
+		const task = await client.submit("emit", { file_bytes: 3000 });
+		const res = await client.output(task, { wait: 20 });
+		const got = new Uint8Array(await res.arrayBuffer());
+		expect(got.length).toBe(3000);
+		expect(got.every((b, i) => b === i % 251)).toBe(true);
+		await expect(client.files.get("file_00000000000000000000000000000000")).rejects.toMatchObject({ status: 404 });
 	});
 });
 

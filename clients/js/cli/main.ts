@@ -10,7 +10,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 // the server's types (which need the Workers runtime's; see index.ts).
 import { createClient, type Client, type Transport, type WaitOptions } from "../src/client";
 import { HttpError, TaskCanceledError, TaskFailedError, TaskTimeoutError } from "../src/errors";
-import type { SubmitFields, Task } from "../src/types";
+import { isFileRef, type SubmitFields, type Task } from "../src/types";
 import { createDisplay } from "./display";
 import { version } from "../../../package.json";
 
@@ -85,10 +85,18 @@ function submitFields(options: TaskOptions): SubmitFields {
 	return fields;
 }
 
-/** Writes a task's output: to the `-o` file if given, else as JSON on stdout. */
-async function emitOutput(output: unknown, file: string | undefined): Promise<void> {
+/**
+ * Writes a task's output: as JSON on stdout, or to the `-o` file — the file's own bytes when the
+ * output is a file (`{"$file": …}`, e.g. an image), else the JSON.
+ */
+async function emitOutput(client: Client, output: unknown, file: string | undefined): Promise<void> {
 	if (file === undefined) return print(output);
-	await writeFile(file, `${JSON.stringify(output, null, 2)}\n`);
+	if (isFileRef(output)) {
+		const res = await client.files.get(output.$file);
+		await writeFile(file, new Uint8Array(await res.arrayBuffer()));
+	} else {
+		await writeFile(file, `${JSON.stringify(output, null, 2)}\n`);
+	}
 	process.stderr.write(`wrote ${file}\n`);
 }
 
@@ -105,7 +113,7 @@ class TaskInterrupted extends Error {}
  * Follows a task with the live display; `start` resolves with the task's output, or throws
  * TaskFailedError / TaskTimeoutError. Returns the exit code the task's end stands for.
  */
-async function follow(start: (hooks: WaitOptions) => Promise<unknown>, file: string | undefined): Promise<number> {
+async function follow(client: Client, start: (hooks: WaitOptions) => Promise<unknown>, file: string | undefined): Promise<number> {
 	const display = createDisplay(process.stderr);
 	let current: Task | null = null;
 	try {
@@ -118,7 +126,7 @@ async function follow(start: (hooks: WaitOptions) => Promise<unknown>, file: str
 			onProgress: (progress, task) => display.progress(progress, task),
 		});
 		display.stop();
-		await emitOutput(output, file);
+		await emitOutput(client, output, file);
 		return EXIT.succeeded;
 	} catch (e) {
 		display.stop();
@@ -178,12 +186,13 @@ function buildProgram(run: (code: number) => void): Command {
 			.description("submit a task, show its progress and print its output")
 			.argument("<type>", "task type, e.g. sleep")
 			.option("--wait <s>", "give up waiting after this many seconds (exit 3; the task goes on)", seconds)
-			.option("-o, --output <file>", "write the output to a file instead of stdout"),
+			.option("-o, --output <file>", "write the output to a file instead of stdout (a file output: its bytes)"),
 	).action(async (type: string, options: TaskOptions, command: Command) => {
 		const client = clientOf(command);
 		const input = await readInput(options);
 		const signal = interruptSignal();
 		const code = await follow(
+			client,
 			(hooks) =>
 				client.run(type, input, {
 					...submitFields(options),
@@ -227,11 +236,19 @@ function buildProgram(run: (code: number) => void): Command {
 		.action(async (ref: string, options: { wait?: number; output?: string }, command: Command) => {
 			const client = clientOf(command);
 			const signal = interruptSignal();
-			const code = await follow(async (hooks) => {
-				const task = await client.wait(ref, { ...hooks, signal, timeoutMs: options.wait === undefined ? undefined : options.wait * 1000 });
-				if (task.status !== "succeeded") throw task.status === "canceled" ? new TaskCanceledError(task) : new TaskFailedError(task);
-				return task.output;
-			}, options.output);
+			const code = await follow(
+				client,
+				async (hooks) => {
+					const task = await client.wait(ref, {
+						...hooks,
+						signal,
+						timeoutMs: options.wait === undefined ? undefined : options.wait * 1000,
+					});
+					if (task.status !== "succeeded") throw task.status === "canceled" ? new TaskCanceledError(task) : new TaskFailedError(task);
+					return task.output;
+				},
+				options.output,
+			);
 			run(code);
 		});
 

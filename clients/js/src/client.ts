@@ -6,6 +6,7 @@ import { constructorConnector, platformConnector, type ConnectSocket, type WebSo
 import {
 	isTerminalStatus,
 	type Health,
+	type StoredFile,
 	type InputOf,
 	type OutputOf,
 	type SubmitFields,
@@ -80,6 +81,17 @@ export interface Client<M extends TaskTypeMap = TaskTypeMap> {
 	/** Every event of a task, in order, each once, across reconnections, up to the terminal one. */
 	events(ref: TaskRef, options?: { after?: number; signal?: AbortSignal }): AsyncIterable<TaskEvent>;
 	health(options?: { signal?: AbortSignal }): Promise<Health>;
+	/** Files (R2): upload one to use in a task's input as `{ $file: id }`; download one. */
+	files: {
+		upload(data: Blob | ArrayBuffer | Uint8Array | string, options?: { contentType?: string; signal?: AbortSignal }): Promise<StoredFile>;
+		/** The file's bytes as the server streams them (`res.body`, `res.arrayBuffer()`, …). */
+		get(id: string, options?: { signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response>;
+	};
+	/**
+	 * A task's output as bytes: the file itself when the output is one file, else its JSON.
+	 * `wait` waits up to that many seconds for the task to end first; 409 if it has not succeeded.
+	 */
+	output(ref: TaskRef, options?: { wait?: number; signal?: AbortSignal }): Promise<Response>;
 }
 
 /** A fresh task id, so a submission can be retried (and canceled) even when its answer was lost. */
@@ -280,6 +292,24 @@ export function createClient<M extends TaskTypeMap = TaskTypeMap>(options: Clien
 
 		async health(opts = {}) {
 			return (await http.request<Health>(http.url("/health"), { signal: opts.signal })).body;
+		},
+
+		files: {
+			async upload(data, opts = {}) {
+				const headers = {
+					"content-type": opts.contentType ?? (data instanceof Blob && data.type ? data.type : "application/octet-stream"),
+				};
+				// A copy of a byte view is backed by a plain ArrayBuffer, which every fetch accepts.
+				const body = data instanceof Uint8Array ? data.slice() : data;
+				const res = await http.raw(http.url("/v1/files"), { method: "POST", body, headers, signal: opts.signal });
+				return JSON.parse(await res.text()) as StoredFile;
+			},
+			get: (id, opts = {}) => http.raw(http.url(`/v1/files/${encodeURIComponent(id)}`), { signal: opts.signal, headers: opts.headers }),
+		},
+
+		output(ref, opts = {}) {
+			const headers: Record<string, string> = opts.wait === undefined ? {} : { prefer: `wait=${opts.wait}` };
+			return http.raw(http.taskUrl(http.locate(ref), "/output"), { headers, signal: opts.signal });
 		},
 	};
 	return client;

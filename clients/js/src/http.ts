@@ -40,7 +40,7 @@ export interface TaskLocation {
 	token: string | null;
 }
 
-const TASK_PATH = /^(.*)\/v1\/tasks\/([^/]+)(?:\/ws|\/events|\/cancel)?\/?$/;
+const TASK_PATH = /^(.*)\/v1\/tasks\/([^/]+)(?:\/ws|\/events|\/cancel|\/output)?\/?$/;
 
 /** Sleeps `ms`, or rejects with the signal's reason as soon as it aborts. */
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
@@ -140,6 +140,29 @@ export class Http {
 		}
 	}
 
+	/**
+	 * Sends a request and returns the answer as it is (a byte stream, for files), with the same
+	 * credentials, error classes and 429 policy as `request`. `body` must be re-readable (not a
+	 * stream), since a refused request is sent again.
+	 */
+	async raw(
+		url: string,
+		init: { method?: string; body?: BodyInit; headers?: Record<string, string>; signal?: AbortSignal } = {},
+	): Promise<Response> {
+		for (let attempt = 0; ; attempt++) {
+			const res = await this.fetchFn(url, {
+				method: init.method ?? "GET",
+				body: init.body,
+				headers: this.headers(init.headers),
+				signal: init.signal,
+			});
+			if (res.ok || res.status === 304) return res;
+			const error = await this.errorOf(res);
+			if (!(error instanceof RateLimitedError) || attempt >= this.maxRetries || error.retryAfter > this.maxRetryAfterS) throw error;
+			await delay(error.retryAfter * 1000, init.signal);
+		}
+	}
+
 	/** The error an unsuccessful answer stands for: RateLimitedError for 429 (and 503 with Retry-After), else HttpError. */
 	async errorOf(res: Response): Promise<HttpError> {
 		const parsed = parseBody(await res.text());
@@ -159,7 +182,7 @@ export class Http {
 			if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) return { base: this.base, id: ref, token: null };
 			return this.fromUrl(ref);
 		}
-		const withToken = ref.urls?.get ?? ref.urls?.ws ?? ref.urls?.events ?? ref.urls?.cancel;
+		const withToken = ref.urls?.get ?? ref.urls?.ws ?? ref.urls?.events ?? ref.urls?.cancel ?? ref.urls?.output;
 		const token = withToken ? this.fromUrl(withToken).token : null;
 		return { base: this.base, id: ref.id, token };
 	}
@@ -173,7 +196,7 @@ export class Http {
 	}
 
 	/** A URL of the task: `kind` "" (the task), "/ws", "/events" or "/cancel"; the token and `query` added. */
-	taskUrl(at: TaskLocation, kind: "" | "/ws" | "/events" | "/cancel", query: Record<string, string> = {}): string {
+	taskUrl(at: TaskLocation, kind: "" | "/ws" | "/events" | "/cancel" | "/output", query: Record<string, string> = {}): string {
 		const url = new URL(`${at.base}/v1/tasks/${encodeURIComponent(at.id)}${kind}`);
 		if (at.token) url.searchParams.set("token", at.token);
 		for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);

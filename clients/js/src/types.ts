@@ -31,6 +31,8 @@ export interface TaskUrls {
 	ws: string;
 	events: string;
 	cancel: string;
+	/** The task's output as bytes (a file output itself), once it succeeded. */
+	output: string;
 }
 
 /** A task as `GET /v1/tasks/{id}` returns it; `Output` is the task type's output when known. */
@@ -79,6 +81,26 @@ export interface TaskEvent {
 /** The JSON body of every error answer. */
 export interface ErrorBody {
 	error: { code: string; message: string; details?: unknown };
+}
+
+/** A stored file (`POST /v1/files`); use it in a task's input as `{ $file: id }`. */
+export interface StoredFile {
+	id: string;
+	bytes: number;
+	content_type: string;
+	sha256: string;
+}
+
+/** A file in a task's input or output. */
+export interface FileRef {
+	$file: string;
+	bytes?: number;
+	content_type?: string;
+	sha256?: string;
+}
+
+export function isFileRef(value: unknown): value is FileRef {
+	return typeof value === "object" && value !== null && typeof (value as { $file?: unknown }).$file === "string";
 }
 
 /** `GET /health`: the full report with a key (or auth off), else only `{status}`. */

@@ -39,6 +39,10 @@ export interface RouteDoc {
 	access: Access;
 	/** The JSON request body, validated by the handler with this schema. */
 	body?: z.ZodType;
+	/** A request body of another media type (an upload, a multipart submit), described in words. */
+	rawBody?: { mediaType: string; description: string };
+	/** Path parameters; a `:id` not listed here is a task id. */
+	params?: Record<string, ParameterDoc>;
 	query?: Record<string, ParameterDoc>;
 	headers?: Record<string, ParameterDoc>;
 	/** Answers this route gives besides the errors every route may give (400 bad id, 401, 500). */

@@ -131,7 +131,7 @@ function operation(method: string, path: string, params: string[], doc: RouteDoc
 			parameter(
 				name,
 				"path",
-				{ description: "Task id: 1-128 characters of A-Z a-z 0-9 . _ : -", schema: z.string().regex(TASK_ID) },
+				doc.params?.[name] ?? { description: "Task id: 1-128 characters of A-Z a-z 0-9 . _ : -", schema: z.string().regex(TASK_ID) },
 				schemas,
 			),
 		),
@@ -141,7 +141,7 @@ function operation(method: string, path: string, params: string[], doc: RouteDoc
 	const responses: Record<string, unknown> = {};
 	const errors: Record<number, string> = { ...COMMON_ERRORS };
 	if (doc.access !== "public") errors[401] = "No valid API key (or task token, where one is accepted); `WWW-Authenticate: Bearer`";
-	if (params.length > 0) errors[400] ??= "Malformed task id";
+	if (params.length > 0) errors[400] ??= "Malformed id";
 	for (const [status, answer] of Object.entries(doc.responses)) {
 		const body: Record<string, unknown> = { description: answer.description };
 		if (answer.schema) body.content = { "application/json": { schema: schemas.ref(answer.schema, "output") } };
@@ -163,7 +163,17 @@ function operation(method: string, path: string, params: string[], doc: RouteDoc
 		...(doc.description ? { description: doc.description } : {}),
 		tags: doc.tags,
 		...(parameters.length > 0 ? { parameters } : {}),
-		...(doc.body ? { requestBody: { required: true, content: { "application/json": { schema: schemas.ref(doc.body, "input") } } } } : {}),
+		...(doc.body || doc.rawBody
+			? {
+					requestBody: {
+						required: true,
+						content: {
+							...(doc.body ? { "application/json": { schema: schemas.ref(doc.body, "input") } } : {}),
+							...(doc.rawBody ? { [doc.rawBody.mediaType]: { schema: { description: doc.rawBody.description } } } : {}),
+						},
+					},
+				}
+			: {}),
 		responses,
 		security: SECURITY[doc.access],
 	};
@@ -203,6 +213,7 @@ export function openApiDocument(routes: readonly ServedRoute[], taskInputs: Reco
 		tags: [
 			{ name: "tasks", description: "Submit, read and cancel tasks" },
 			{ name: "live", description: "Follow tasks as they run" },
+			{ name: "files", description: "Uploads, files and a task's output as bytes" },
 			{ name: "workers", description: "Pull workers: lease tasks of WORKER_TYPES, heartbeat, complete, fail" },
 			{ name: "service", description: "Health and the seed template's endpoint" },
 			{ name: "docs", description: "This document and its page" },

@@ -27,7 +27,7 @@ export const WebhookAttempt = z.object({
 });
 
 export const TaskUrls = z
-	.object({ get: z.string(), ws: z.string(), events: z.string(), cancel: z.string() })
+	.object({ get: z.string(), ws: z.string(), events: z.string(), cancel: z.string(), output: z.string() })
 	.describe("Where to read, follow and cancel the task. With API keys set, each carries `?token=`: a capability for this task alone.");
 
 /** A task as `GET /v1/tasks/{id}` returns it (the stored task plus its URLs). */
@@ -109,6 +109,14 @@ export const Health = z.union([
 	}),
 	z.object({ status: z.literal("ok") }).describe("Without credentials while auth is on"),
 ]);
+
+/** `POST /v1/files`: the stored upload, referenced from task inputs as `{"$file": id}`. */
+export const StoredFile = z.object({
+	id: z.string().describe('"file_" and 32 hex digits'),
+	bytes: z.number().int(),
+	content_type: z.string(),
+	sha256: z.string(),
+});
 
 /** `POST /v1/work/lease`: a task leased to a pull worker. */
 export const LeaseGrant = z.object({
