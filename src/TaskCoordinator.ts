@@ -4,7 +4,7 @@ import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
-import { attemptFailure, findProcessor, PermanentError, type Processor } from "./processors";
+import { findProcessor, PermanentError, type Processor } from "./processors";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
@@ -18,6 +18,7 @@ import {
 	type TaskSpec,
 	type TaskStatus,
 } from "./task/model";
+import { cut, MAX_ERROR_MESSAGE, storableError, storableProgress } from "./task/storable";
 import { Throttle } from "./task/throttle";
 import { WebhookOutbox } from "./webhooks/outbox";
 import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, rankOf, type LeaseGrant } from "./workers/lease";
@@ -35,8 +36,6 @@ const ADOPT_AFTER_MS = 1000;
 const REPORT_RETRY_MS = 2000;
 /** A task whose files could not be deleted at its TTL tries again this much later. */
 const FILE_DELETE_RETRY_MS = 60_000;
-/** Longest progress message stored and sent. */
-export const MAX_PROGRESS_MESSAGE = 256;
 
 /** Backoff with full jitter between attempts: up to 1 s, 2 s, 4 s … capped at 60 s. */
 function retryBackoffMs(attemptsSoFar: number): number {
@@ -53,7 +52,7 @@ export type DispatchOutcome = "started" | "gated" | "already_dispatched" | "alre
 export type CancelOutcome = "canceled" | "already_finished" | "unknown";
 
 type AttemptResult =
-	| { kind: "succeeded"; output: unknown }
+	| { kind: "succeeded"; output: Json }
 	| { kind: "failed"; error: TaskError; retryable: boolean; retryAfterMs?: number }
 	| { kind: "timed_out" };
 
@@ -367,7 +366,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 				clearTimeout(adoptTimer);
 				this.inFlight = null;
 				this.attemptActive = false;
-			});
+			})
+			// An attempt that crashed before storing its outcome leaves the task `running`: the
+			// alarm, pointed at now, finds no attempt in flight and runs it again or fails it.
+			.then(() => this.schedule());
 		this.inFlight = attempt;
 		return attempt;
 	}
@@ -454,9 +456,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 				},
 				files: this.files.forAttempt(r.id, () => this.record === r && r.status === "running" && r.attempts === attempt),
 			});
-			// Large JSON goes to R2 (under the deadline, like the run); too large or not JSON fails here.
+			// Large JSON goes to R2 (under the deadline, like the run); too large or not JSON fails here, at once.
 			return { kind: "succeeded", output: await this.files.prepareOutput(r.id, output) };
-		})().catch((e: unknown): AttemptResult => ({ kind: "failed", ...attemptFailure(e) }));
+		})().catch((e: unknown): AttemptResult => ({ kind: "failed", ...storableError(e) }));
 		try {
 			const result = await Promise.race([work, stop]);
 			if (result.kind === "timed_out") controller.abort(new Error("timed out"));
@@ -472,9 +474,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * `ctx.progress` of the running attempt: updates the value (false if this attempt is no longer
 	 * current). Events go out through the attempt's throttle, at most PROGRESS_EVENTS_PER_S a second.
 	 */
-	private setProgress(r: TaskRecord, attempt: number, percent: number, message?: string): boolean {
-		if (this.record !== r || r.status !== "running" || r.attempts !== attempt || !Number.isFinite(percent)) return false;
-		r.progress = { percent: Math.min(100, Math.max(0, percent)), message: message?.slice(0, MAX_PROGRESS_MESSAGE) ?? null };
+	private setProgress(r: TaskRecord, attempt: number, percent: unknown, message: unknown): boolean {
+		if (this.record !== r || r.status !== "running" || r.attempts !== attempt) return false;
+		const progress = storableProgress(percent, message);
+		if (!progress) return false;
+		r.progress = progress;
 		return true;
 	}
 
@@ -496,10 +500,37 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
 
-	/** Stores the terminal state, then tells every subscriber and releases every waiter. */
-	private async finish(attempt: number, status: TaskStatus, fields: { output?: unknown; error?: TaskError }): Promise<void> {
+	/**
+	 * Stores the terminal state, then tells every subscriber and releases every waiter. The task
+	 * turns terminal only once that write succeeded: a result the storage refuses after all (a
+	 * storage error, a row over its limit) fails the task `storage_error` instead, never leaving
+	 * it `running` in storage while it looks finished in memory.
+	 */
+	private async finish(attempt: number, status: TaskStatus, fields: { output?: Json; error?: TaskError }): Promise<void> {
 		const r = this.record;
 		if (!r || isTerminal(r.status) || r.attempts !== attempt) return;
+		try {
+			this.commitTerminal(r, status, fields);
+		} catch (e) {
+			console.error(`task ${r.id}: its ${status} state could not be stored, failing it: ${String(e)}`);
+			const message = cut(`The task's ${status} state could not be stored: ${String(e)}`, MAX_ERROR_MESSAGE);
+			this.commitTerminal(r, "failed", { error: { code: "storage_error", message } });
+		}
+		// Everyone is told already; the health count follows, and the alarm retries it if lost.
+		await this.reportTerminal();
+		await this.schedule();
+	}
+
+	/** Turns the record terminal and commits it; if the write fails, the record is left as it was and the error thrown. */
+	private commitTerminal(r: TaskRecord, status: TaskStatus, fields: { output?: Json; error?: TaskError }): void {
+		const before = {
+			status: r.status,
+			output: r.output,
+			error: r.error,
+			progress: r.progress,
+			finishedAt: r.finishedAt,
+			expiresAt: r.expiresAt,
+		};
 		const now = Date.now();
 		r.status = status;
 		r.output = fields.output ?? null;
@@ -508,17 +539,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.expiresAt = now + r.ttlS * 1000;
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
 		const task = this.task();
-		this.commit(status, {
-			status,
-			output: task.output,
-			error: task.error,
-			progress: task.progress,
-			finished_at: task.finished_at,
-			metrics: task.metrics,
-		});
-		// Everyone is told already; the health count follows, and the alarm retries it if lost.
-		await this.reportTerminal();
-		await this.schedule();
+		try {
+			this.commit(status, {
+				status,
+				output: task.output,
+				error: task.error,
+				progress: task.progress,
+				finished_at: task.finished_at,
+				metrics: task.metrics,
+			});
+		} catch (e) {
+			Object.assign(r, before);
+			throw e;
+		}
 	}
 
 	/** The instance running an attempt died (crash, eviction, restart): run it again or fail it. */
@@ -787,22 +820,35 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * Records a change: one write of the record (plus its event, if any), then everyone is told
 	 * at once: subscribers, followers, waiters (on a terminal event), the webhook, the health
 	 * shard. Synchronous: SQLite writes are durable before any reply leaves (the output gate).
+	 * All or nothing: if the write throws, nothing is stored, nobody is told, and the counters
+	 * it moved are put back before the error is thrown.
 	 */
 	private commit(type?: TaskEventType, data?: Partial<Task>): void {
 		const r = this.record;
 		if (!r) return;
+		const before = { version: r.version, eventSeq: r.eventSeq, owed: r.webhookOutbox.length };
 		r.version += 1;
-		let event: TaskEvent | null = null;
-		let wantsWebhook = false;
-		if (type && data) {
-			r.eventSeq += 1;
-			event = { task_id: r.id, seq: r.eventSeq, type, at: new Date().toISOString(), data };
-			// Only the latest progress is worth replaying to a subscriber that resumes.
-			if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
-			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
-			wantsWebhook = this.webhooks.add(r, event);
+		const event: TaskEvent | null = type && data ? { task_id: r.id, seq: r.eventSeq + 1, type, at: new Date().toISOString(), data } : null;
+		if (event) r.eventSeq = event.seq;
+		let wantsWebhook: boolean;
+		try {
+			wantsWebhook = this.ctx.storage.transactionSync(() => {
+				let owed = false;
+				if (event) {
+					// Only the latest progress is worth replaying to a subscriber that resumes.
+					if (event.type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
+					this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, event.type, JSON.stringify(event));
+					owed = this.webhooks.add(r, event);
+				}
+				this.persist();
+				return owed;
+			});
+		} catch (e) {
+			r.version = before.version;
+			r.eventSeq = before.eventSeq;
+			r.webhookOutbox.length = before.owed;
+			throw e;
 		}
-		this.persist();
 		this.health.changed(r, this.heldOpen(r));
 		if (!event) return;
 		const followers = this.followers();

@@ -1,6 +1,7 @@
 import { settings } from "../config";
 import { PermanentError } from "../processors/types";
 import type { Json } from "../task/model";
+import { storableOutput } from "../task/storable";
 import { fileKey, fileRefsIn, INLINE_OUTPUT_BYTES, newFileId, type FileRef } from "./model";
 import { putFile, type FileBody } from "./store";
 
@@ -84,22 +85,11 @@ export class TaskFiles {
 	 * (both for good: running again returns the same).
 	 */
 	async prepareOutput(taskId: string, output: unknown): Promise<Json> {
-		let text: string | undefined;
-		try {
-			text = JSON.stringify(output ?? null);
-		} catch (e) {
-			throw new PermanentError(`The output is not JSON: ${e instanceof Error ? e.message : String(e)}`, "output_invalid");
-		}
-		if (text === undefined) throw new PermanentError("The output is not JSON", "output_invalid");
-		const bytes = new TextEncoder().encode(text);
-		const max = settings(this.env).maxOutputBytes;
-		if (bytes.byteLength > max) {
-			throw new PermanentError(
-				`The output is ${bytes.byteLength} bytes of JSON; at most ${max} are kept (return large data with ctx.files.put)`,
-				"output_too_large",
-			);
-		}
-		if (bytes.byteLength <= INLINE_OUTPUT_BYTES) return JSON.parse(text) as Json;
+		// What can be stored at all is decided in one place (task/storable.ts).
+		const stored = storableOutput(output, settings(this.env).maxOutputBytes);
+		if (!stored.ok) throw new PermanentError(stored.error.message, stored.error.code);
+		const bytes = new TextEncoder().encode(stored.json);
+		if (bytes.byteLength <= INLINE_OUTPUT_BYTES) return stored.output;
 		const { sha256: _sha256, ...ref } = await this.store(taskId, bytes, "application/json");
 		return ref;
 	}

@@ -3,7 +3,7 @@ import { http } from "../origins/http";
 import { checksum } from "./checksum";
 import { echo } from "./echo";
 import { emit } from "./emit";
-import { fail, flaky, hang } from "./faults";
+import { fail, flaky, hang, misbehave } from "./faults";
 import { imageResize } from "./image";
 import { sleep } from "./sleep";
 import type { Processor, TypedProcessor } from "./types";
@@ -18,10 +18,10 @@ export { attemptFailure, defineProcessor, PermanentError, RetryableError } from 
 const TASK_TYPES = { sleep, echo, http, checksum, "image.resize": imageResize } satisfies Record<string, Processor>;
 
 /**
- * Test processors, offered only with ENABLE_FAULT_PROCESSORS = "true": the failure paths, and
- * `emit` for output sizes and files.
+ * Test processors, offered only with ENABLE_FAULT_PROCESSORS = "true": the failure paths,
+ * `emit` for output sizes and files, `misbehave` for what cannot be stored.
  */
-const FAULTS: Record<string, Processor> = { fail, hang, flaky, emit };
+const FAULTS: Record<string, Processor> = { fail, hang, flaky, emit, misbehave };
 
 /**
  * Input and output types of the task types every deployment offers, for callers

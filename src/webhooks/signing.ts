@@ -39,7 +39,6 @@ function secretBytes(secret: string): Uint8Array {
 	// A misconfigured secret must fail the delivery visibly, not sign with bytes no receiver has.
 	if (!bytes) throw new Error("WEBHOOK_SECRET starts with whsec_ but the rest is not base64");
 	return bytes;
-	return new TextEncoder().encode(secret);
 }
 
 /** `v1,<base64 signature>` for one message. */
