@@ -21,6 +21,9 @@ type ClientFrame =
 
 type ErrorFrame = { type: "error"; error: { code: string; message: string; id?: string } };
 
+/** A hub whose socket went away without a close event is cleaned up by an alarm this often. */
+const SWEEP_MS = 10 * 60_000;
+
 /**
  * The object behind one multi-task WebSocket (`GET /v1/ws`): a fresh hub per connection, so a
  * dashboard following hundreds of tasks needs one socket, and no single object carries every
@@ -28,13 +31,24 @@ type ErrorFrame = { type: "error"; error: { code: string; message: string; id?: 
  *
  * The socket hibernates (accepted with `ctx.acceptWebSocket`), and the followed ids live in this
  * object's SQLite (one socket per hub), so an idle dashboard costs nothing and survives eviction.
+ * Storage is created with the first subscription and deleted when the socket closes (or, if no
+ * close ever arrives, by the alarm that sweeps a hub without sockets), so hubs leave nothing behind.
+ *
+ * Per task, the client sees the snapshot first, then events in increasing `seq`, and nothing
+ * after the terminal event: relays that arrive while `follow()` is still answering are held and
+ * sent after the snapshot, and any event the client already has (by `seq`) is dropped.
  */
 export class SubscriptionHub extends DurableObject<Env> {
 	private readonly sql = this.ctx.storage.sql;
+	/** Tasks whose `follow()` is being answered: the events relayed meanwhile, held for after the snapshot. */
+	private readonly pending = new Map<string, TaskEvent[]>();
+	/** The last `seq` the client got per followed task, this instance's knowledge (storage has the snapshot's). */
+	private readonly lastSent = new Map<string, number>();
+	/** Whether the follows table exists (null: not looked yet). */
+	private hasTable: boolean | null = null;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sql.exec("CREATE TABLE IF NOT EXISTS subscriptions (task_id TEXT PRIMARY KEY)");
 		answerPings(ctx);
 	}
 
@@ -49,13 +63,23 @@ export class SubscriptionHub extends DurableObject<Env> {
 
 	/** An event of a followed task; false when this hub no longer wants that task. */
 	async relay(event: TaskEvent): Promise<boolean> {
-		if (!this.isSubscribed(event.task_id)) return false;
+		const id = event.task_id;
+		const held = this.pending.get(id);
+		if (held) {
+			held.push(event);
+			return true;
+		}
+		const seen = this.lastSent.get(id) ?? this.storedSeq(id);
+		if (seen === undefined) return false;
+		// Already covered by the snapshot or sent before: a late relay must not move seq backwards.
+		if (event.seq <= seen) return true;
 		const sockets = this.ctx.getWebSockets();
 		for (const ws of sockets) sendJson(ws, event);
 		if (isTerminalEvent(event) || sockets.length === 0) {
-			this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", event.task_id);
+			this.forget([id]);
 			return false;
 		}
+		this.lastSent.set(id, event.seq);
 		return true;
 	}
 
@@ -80,26 +104,26 @@ export class SubscriptionHub extends DurableObject<Env> {
 		}
 		const att = ws.deserializeAttachment() as Attachment;
 		if (frame.type === "unsubscribe") {
-			for (const id of frame.ids) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
+			this.forget(frame.ids);
 			await Promise.allSettled(frame.ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
 			sendJson(ws, { type: "unsubscribed", ids: frame.ids });
 			return;
 		}
-		let fresh = frame.ids.filter((id) => !this.isSubscribed(id));
+		let fresh = frame.ids.filter((id) => !this.isFollowing(id));
 		if (att.scope === "tokens") {
 			const allowed = await Promise.all(fresh.map((id) => verifyTaskToken(this.env, id, frame.tokens[id] ?? "")));
 			for (const id of fresh.filter((_, i) => !allowed[i])) {
 				sendJson(ws, errorFrame("forbidden", `No valid token for task ${id}`, id));
 			}
-			fresh = fresh.filter((_, i) => allowed[i]);
+			// Another frame may have started following some of them meanwhile.
+			fresh = fresh.filter((id, i) => allowed[i] && !this.isFollowing(id));
 		}
-		const count = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions").one().n;
-		if (count + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
+		if (this.followCount() + fresh.length > MAX_SUBSCRIPTIONS_PER_SOCKET) {
 			sendJson(ws, errorFrame("too_many_subscriptions", `At most ${MAX_SUBSCRIPTIONS_PER_SOCKET} tasks per socket`));
 			return;
 		}
-		// Record the subscriptions before asking the tasks, so no event relayed in between is dropped.
-		for (const id of fresh) this.sql.exec("INSERT OR IGNORE INTO subscriptions (task_id) VALUES (?)", id);
+		// Held from before the tasks are asked, so no event relayed in between is lost or sent early.
+		for (const id of fresh) this.pending.set(id, []);
 		const answers = await Promise.all(
 			fresh.map(async (id) => ({
 				id,
@@ -109,8 +133,11 @@ export class SubscriptionHub extends DurableObject<Env> {
 			})),
 		);
 		for (const { id, answer } of answers) {
+			const held = this.pending.get(id);
+			this.pending.delete(id);
+			// Unsubscribed (or the socket closed) while the task answered.
+			if (!held) continue;
 			if (typeof answer === "string") {
-				this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
 				const reason =
 					answer === "unknown"
 						? errorFrame("task_not_found", `No task with id ${id}`, id)
@@ -120,19 +147,32 @@ export class SubscriptionHub extends DurableObject<Env> {
 				sendJson(ws, reason);
 				continue;
 			}
-			sendJson(ws, answer);
-			if (isTerminalEvent(answer)) this.sql.exec("DELETE FROM subscriptions WHERE task_id = ?", id);
+			this.deliverFrom(answer, held);
 		}
 	}
 
+	/** Sends a snapshot and the events held behind it, in order, and records how far the client got. */
+	private deliverFrom(snapshot: TaskEvent, held: TaskEvent[]): void {
+		const id = snapshot.task_id;
+		const sockets = this.ctx.getWebSockets();
+		let last = snapshot.seq;
+		let ended = isTerminalEvent(snapshot);
+		for (const ws of sockets) sendJson(ws, snapshot);
+		for (const event of held.sort((a, b) => a.seq - b.seq)) {
+			if (ended || event.seq <= last) continue;
+			for (const ws of sockets) sendJson(ws, event);
+			last = event.seq;
+			ended = isTerminalEvent(event);
+		}
+		if (ended) return;
+		this.ensureStorage();
+		this.sql.exec("INSERT OR REPLACE INTO follows (task_id, seq) VALUES (?, ?)", id, last);
+		this.lastSent.set(id, last);
+	}
+
 	override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-		const att = ws.deserializeAttachment() as Attachment;
-		const ids = this.sql
-			.exec<{ task_id: string }>("SELECT task_id FROM subscriptions")
-			.toArray()
-			.map((row) => row.task_id);
-		this.sql.exec("DELETE FROM subscriptions");
-		await Promise.allSettled(ids.map((id) => this.env.TASKS.getByName(id).unfollow(att.hub)));
+		const others = this.ctx.getWebSockets().filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
+		if (others.length === 0) await this.tearDown((ws.deserializeAttachment() as Attachment).hub);
 		echoClose(ws, code, reason);
 	}
 
@@ -140,8 +180,73 @@ export class SubscriptionHub extends DurableObject<Env> {
 		await this.webSocketClose(ws, 1011, "socket error");
 	}
 
-	private isSubscribed(id: string): boolean {
-		return this.sql.exec("SELECT 1 FROM subscriptions WHERE task_id = ?", id).toArray().length > 0;
+	/** The sweep: a hub whose socket is gone without a close event deletes itself all the same. */
+	override async alarm(): Promise<void> {
+		if (this.ctx.getWebSockets().some((s) => s.readyState === WebSocket.OPEN)) {
+			await this.ctx.storage.setAlarm(Date.now() + SWEEP_MS);
+			return;
+		}
+		await this.tearDown(this.ctx.storage.kv.get<string>("hub") ?? null);
+	}
+
+	/** Stops following every task and deletes everything this hub stored. */
+	private async tearDown(hub: string | null): Promise<void> {
+		const ids = [...this.pending.keys(), ...this.followedIds()];
+		this.pending.clear();
+		this.lastSent.clear();
+		// deleteAll removes the alarm too (compatibility date 2026-02-24 and later); a deleteAlarm
+		// after it would leave the runtime's metadata table behind.
+		await this.ctx.storage.deleteAll();
+		this.hasTable = false;
+		if (hub) await Promise.allSettled(ids.map((id) => this.env.TASKS.getByName(id).unfollow(hub)));
+	}
+
+	/** Creates the follows table with the first subscription, and the sweep alarm that will remove it. */
+	private ensureStorage(): void {
+		if (this.tableExists()) return;
+		this.sql.exec("CREATE TABLE IF NOT EXISTS follows (task_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID");
+		this.hasTable = true;
+		// The sweep needs the hub's name to tell its tasks, even when no socket is left to carry it.
+		const hub = (this.ctx.getWebSockets()[0]?.deserializeAttachment() as Attachment | undefined)?.hub;
+		if (hub) this.ctx.storage.kv.put("hub", hub);
+		void this.ctx.storage.setAlarm(Date.now() + SWEEP_MS);
+	}
+
+	private tableExists(): boolean {
+		this.hasTable ??= this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'follows'").toArray().length > 0;
+		return this.hasTable;
+	}
+
+	/** The seq the client had of a followed task when it was last stored (its snapshot's); undefined if not followed. */
+	private storedSeq(id: string): number | undefined {
+		if (!this.tableExists()) return undefined;
+		return this.sql.exec<{ seq: number }>("SELECT seq FROM follows WHERE task_id = ?", id).toArray()[0]?.seq;
+	}
+
+	private followedIds(): string[] {
+		if (!this.tableExists()) return [];
+		return this.sql
+			.exec<{ task_id: string }>("SELECT task_id FROM follows")
+			.toArray()
+			.map((row) => row.task_id);
+	}
+
+	private followCount(): number {
+		const stored = this.tableExists() ? this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM follows").one().n : 0;
+		return stored + this.pending.size;
+	}
+
+	private isFollowing(id: string): boolean {
+		return this.pending.has(id) || this.storedSeq(id) !== undefined;
+	}
+
+	/** Stops following `ids` here (the tasks are told by the caller, or find out at their next relay). */
+	private forget(ids: string[]): void {
+		for (const id of ids) {
+			this.pending.delete(id);
+			this.lastSent.delete(id);
+			if (this.tableExists()) this.sql.exec("DELETE FROM follows WHERE task_id = ?", id);
+		}
 	}
 }
 

@@ -15,6 +15,8 @@ export class Fanout {
 	private readonly streams = new Set<WritableStreamDefaultWriter<Uint8Array>>();
 	private keepAliveTimer = 0;
 	private readonly encoder = new TextEncoder();
+	/** The relay to each hub still on its way: the next one waits for it, so a hub gets this task's events in order. */
+	private readonly relays = new Map<string, Promise<void>>();
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -72,14 +74,17 @@ export class Fanout {
 		const frame = sseFrame(event);
 		for (const writer of this.streams) this.write(writer, frame);
 		for (const hub of followers) {
-			this.ctx.waitUntil(
-				this.env.HUBS.getByName(hub)
-					.relay(event)
-					.then((wanted) => {
-						if (!wanted) onGone(hub);
-					})
-					.catch((e: unknown) => console.error(`task ${event.task_id}: relay to hub failed: ${String(e)}`)),
-			);
+			const relayed: Promise<void> = (this.relays.get(hub) ?? Promise.resolve())
+				.then(() => this.env.HUBS.getByName(hub).relay(event))
+				.then((wanted) => {
+					if (!wanted) onGone(hub);
+				})
+				.catch((e: unknown) => console.error(`task ${event.task_id}: relay to hub failed: ${String(e)}`))
+				.finally(() => {
+					if (this.relays.get(hub) === relayed) this.relays.delete(hub);
+				});
+			this.relays.set(hub, relayed);
+			this.ctx.waitUntil(relayed);
 		}
 		if (isTerminalEvent(event)) this.end();
 	}

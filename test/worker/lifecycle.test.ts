@@ -50,6 +50,8 @@ describe("TTL", () => {
 		const after = await storedState(id);
 		expect(after.record).toBeNull();
 		expect(after.tables).toEqual([]);
+		// Not even the runtime's own metadata table is left behind.
+		expect(after.allTables).toEqual([]);
 		expect(after.alarm).toBeNull();
 	});
 

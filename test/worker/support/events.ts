@@ -53,3 +53,16 @@ export function shape(events: WireEvent[]): string[] {
 	}
 	return out;
 }
+
+/**
+ * What a subscriber must see of one task: the snapshot first, seqs that only increase, and
+ * nothing after the terminal event (or a terminal snapshot).
+ */
+export function expectSubscriberOrder(events: WireEvent[], label = ""): void {
+	const seen = `${label}: ${JSON.stringify(events.map((e) => `${e.seq}:${e.type}${e.type === "snapshot" ? `(${String(e.data.status)})` : ""}`))}`;
+	expect(events[0]?.type, `the snapshot comes first; ${seen}`).toBe("snapshot");
+	for (let i = 1; i < events.length; i++)
+		expect(events[i]!.seq, `seq goes backwards or repeats; ${seen}`).toBeGreaterThan(events[i - 1]!.seq);
+	const end = events.findIndex(isTerminalEvent);
+	expect(end === -1 || end === events.length - 1, `nothing follows the end; ${seen}`).toBe(true);
+}

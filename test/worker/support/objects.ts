@@ -11,18 +11,27 @@ export function taskStub(id: string) {
 	return env.TASKS.getByName(id);
 }
 
-/** What the task's object has stored: its record (null if none), whether an alarm is set, and its tables. */
-export function storedState(id: string): Promise<{ record: TaskRecord | null; alarm: number | null; tables: string[] }> {
+/** The tables an object's SQLite holds (the runtime's own `_cf…` tables left out unless `all`). */
+function tablesOf(state: DurableObjectState, all = false): string[] {
+	const filter = all ? "" : " AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'";
+	return state.storage.sql
+		.exec<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table'${filter}`)
+		.toArray()
+		.map((row) => row.name);
+}
+
+/**
+ * What the task's object has stored: its record (null if none), whether an alarm is set, its
+ * tables, and every table including the runtime's own (`allTables`: empty once nothing is left).
+ */
+export function storedState(
+	id: string,
+): Promise<{ record: TaskRecord | null; alarm: number | null; tables: string[]; allTables: string[] }> {
 	return runInDurableObject(taskStub(id), async (_instance, state) => {
-		const tables = state.storage.sql
-			.exec<{ name: string }>(
-				"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cf%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'",
-			)
-			.toArray()
-			.map((row) => row.name);
+		const tables = tablesOf(state);
 		const rows = tables.includes("task") ? state.storage.sql.exec<{ record: string }>("SELECT record FROM task").toArray() : [];
 		const record = rows[0] ? (JSON.parse(rows[0].record) as TaskRecord) : null;
-		return { record, alarm: await state.storage.getAlarm(), tables };
+		return { record, alarm: await state.storage.getAlarm(), tables, allTables: tablesOf(state, true) };
 	});
 }
 
@@ -41,4 +50,24 @@ export async function createWithoutMessage(body: Record<string, unknown>): Promi
 /** What the consumer does when the task's message arrives. */
 export function dispatch(id: string) {
 	return taskStub(id).dispatch();
+}
+
+/** The hubs (multi-task sockets) a task's object lists as following it. */
+export function followersOf(id: string): Promise<string[]> {
+	return runInDurableObject(taskStub(id), (_instance, state) =>
+		tablesOf(state).includes("followers")
+			? state.storage.sql
+					.exec<{ hub: string }>("SELECT hub FROM followers")
+					.toArray()
+					.map((row) => row.hub)
+			: [],
+	);
+}
+
+/** Everything a hub object has stored: every table (the runtime's own included) and its alarm. */
+export function hubStorage(hub: string): Promise<{ tables: string[]; alarm: number | null }> {
+	return runInDurableObject(env.HUBS.getByName(hub), async (_instance, state) => ({
+		tables: tablesOf(state, true),
+		alarm: await state.storage.getAlarm(),
+	}));
 }
