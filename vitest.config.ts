@@ -1,6 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { imageOrigin } from "./test/shared/imageOrigin.ts";
+import { WORKER_WEBHOOK_SECRET } from "./test/setup/workerGlobalSetup";
 
 // Projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
 // `cost` runs the same worker with every billed operation counted (test/cost); `e2e` (and
@@ -22,6 +23,10 @@ export default defineConfig({
 								TOKEN_SECRET: "test-token-secret",
 								// Short enough for tests to watch recovery happen.
 								QUEUED_RECOVERY_S: "2",
+								// Webhooks go to the receiver of test/setup/workerGlobalSetup.ts, signed with a plain-string
+								// secret; retries come fast enough to watch all six attempts.
+								WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
+								WEBHOOK_RETRY_BASE_S: "0.3",
 							},
 							// The worker's outbound fetches: https://images.edgetask.test is served by the
 							// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
@@ -29,7 +34,13 @@ export default defineConfig({
 						},
 					}),
 				],
-				test: { name: "worker", include: ["test/worker/**/*.test.ts"], testTimeout: 30_000, sequence: { groupOrder: 1 } },
+				test: {
+					name: "worker",
+					include: ["test/worker/**/*.test.ts"],
+					testTimeout: 30_000,
+					globalSetup: ["./test/setup/workerGlobalSetup.ts"],
+					sequence: { groupOrder: 1 },
+				},
 			},
 			{
 				// The worker with every billed operation counted (test/cost/entry.ts wraps src/index.ts).

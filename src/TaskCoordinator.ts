@@ -17,6 +17,7 @@ import {
 	type TaskRecord,
 	type TaskSpec,
 	type TaskStatus,
+	type WebhookAttempt,
 } from "./task/model";
 import { cut, MAX_ERROR_MESSAGE, storableError, storableProgress } from "./task/storable";
 import { Throttle } from "./task/throttle";
@@ -42,6 +43,9 @@ function retryBackoffMs(attemptsSoFar: number): number {
 	return backoffMs(attemptsSoFar, { baseMs: 1000, capMs: 60_000, jitter: true });
 }
 
+/** What records stored before the webhook outbox had a row of its own carried. */
+type LegacyWebhookFields = { webhookOutbox?: { seq: number; attempts: number; nextAt: number }[]; webhookLog?: WebhookAttempt[] };
+
 export type CreateOutcome = "created" | "existing" | "conflict";
 /**
  * What a queue message did to its task: `started` (its attempt began), `gated` (delivered, but it
@@ -62,7 +66,13 @@ type AttemptResult =
  * anything happens. The task's lifecycle (create, dispatch, run, retry, finish, expire) is decided
  * in this file; what it delegates has names: fan-out to waiters and subscribers (task/fanout.ts),
  * webhook deliveries (webhooks/outbox.ts), health reports (health/reports.ts), progress
- * coalescing (task/throttle.ts), the task's files and how its output is stored (files/taskFiles.ts).
+ * coalescing (task/throttle.ts), the task's files and how its output is stored (files/taskFiles.ts),
+ * making what a processor hands back storable (task/storable.ts).
+ *
+ * Storage: the record (spec, input, lifecycle state, output) in `task`, rewritten only by a
+ * lifecycle change; each event in `events`, where a progress event takes the place of the previous
+ * one (progress never rewrites the record); webhook bookkeeping in `webhook` (outbox.ts); the hubs
+ * that follow the task in `followers`, once one does; its files in `files` (taskFiles.ts).
  *
  * `create` stores the task as `queued`; the API then sends its queue message; the consumer's
  * `dispatch` starts the attempt at once (waiting for the alarm would add ~10 ms locally) and
@@ -75,8 +85,10 @@ type AttemptResult =
  * - queued, message not yet delivered → `recoverAt` (the message was lost: send it again);
  * - queued, delivered → `runAfter` (start it; later than now only when backing off a retry);
  * - running → now (adopt the attempt, or detect that it was lost);
- * - terminal → `expiresAt` (delete everything the task stored);
+ * - terminal → `expiresAt` (delete everything the task stored, once no webhook delivery is owed
+ *   and the health shard has the expiry; until then its reports are retried every 2 s);
  * - and the next webhook retry, if one is pending.
+ * The invocation that holds a run awaits nothing else (see `alarm`: its 15-minute limit).
  * Nothing else keeps a timer once the task is idle, so the runtime can evict the object.
  */
 export class TaskCoordinator extends DurableObject<Env> {
@@ -99,6 +111,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The alarm time this instance last set (null: unknown, set it). */
 	private alarmAt: number | null = null;
 	private readonly webhooks: WebhookOutbox;
+	/** The seq of the latest stored progress event (null: none; undefined: not looked up yet). */
+	private progressSeq: number | null | undefined = undefined;
+	/** A terminal task past its TTL whose expiry report the shard did not acknowledge: when to try again. */
+	private expiryRetryAt: number | null = null;
 	/** Pull tasks: progress events of the current lease, at most PROGRESS_EVENTS_PER_S (made on first use). */
 	private leaseProgress: { attempt: number; throttle: Throttle } | null = null;
 	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
@@ -111,7 +127,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.fanout = new Fanout(ctx, env);
 		this.files = new TaskFiles(ctx.storage.sql, env);
 		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
-		this.webhooks = new WebhookOutbox({
+		this.webhooks = new WebhookOutbox(this.sql, {
 			record: () => this.record,
 			event: (seq) => {
 				const row = this.sql.exec<{ event: string }>("SELECT event FROM events WHERE seq = ?", seq).toArray()[0];
@@ -119,7 +135,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			},
 			secret: () => this.env.WEBHOOK_SECRET,
 			retryBaseS: this.cfg.webhookRetryBaseS,
-			persist: () => this.persist(),
+			settled: (seq) => this.pruneProgress(seq),
 			schedule: () => this.schedule(),
 		});
 		this.record = this.load();
@@ -160,8 +176,6 @@ export class TaskCoordinator extends DurableObject<Env> {
 			version: 0,
 			healthShard: this.health.shardForNewTask(),
 			eventSeq: 0,
-			webhookOutbox: [],
-			webhookLog: [],
 		};
 		await this.save("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
 		return { outcome: "created", task: this.task() };
@@ -251,6 +265,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		});
 	}
 
+	/** Webhook deliveries that fell due while a run holds the alarm, made here in an invocation of their own (see `adoptAttempt`). */
+	async deliverDueWebhooks(): Promise<void> {
+		await this.webhooks.deliverDue(Date.now());
+	}
+
 	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
 	private catchUp(after: number | null): TaskEvent[] {
 		const r = this.record;
@@ -318,30 +337,36 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	// ---- the alarm: every deadline of the task ----
 
+	/**
+	 * One invocation may last 15 minutes deployed. The one that holds a run awaits only the
+	 * attempt and its outcome (at most `timeout_s` ≤ MAX_TIMEOUT_S, plus the few seconds that
+	 * storing the outcome and its health report take): webhook deliveries (up to 10 s each) are
+	 * made in the other invocations, so that a full-length run is never cut short by them.
+	 */
 	override async alarm(): Promise<void> {
 		this.alarmAt = null;
 		const r = this.record;
 		if (!r) return;
 		const now = Date.now();
-		await this.webhooks.deliverDue(now);
 		if (isTerminal(r.status)) {
+			await this.webhooks.deliverDue(now);
 			if (!this.terminalReported) await this.reportTerminal();
-			if (r.expiresAt !== null && now >= r.expiresAt) await this.expire();
+			// Owed deliveries keep the task past its TTL until each is made or given up (recorded on it).
+			if (r.expiresAt !== null && now >= r.expiresAt && !this.webhooks.owesAny()) await this.expire();
 			else await this.schedule();
 		} else if (r.pull) {
+			await this.webhooks.deliverDue(now);
 			await this.pullDeadline(r, now);
 		} else if (this.inFlight) {
 			await this.adoptAttempt(this.inFlight);
 		} else if (r.status === "running") {
 			await this.attemptLost(r);
-		} else if (r.dispatched) {
-			if (now >= r.runAfter && this.mayStart(r)) {
-				await this.adoptAttempt(this.startAttempt(r));
-			} else await this.schedule();
-		} else if (now >= r.recoverAt) {
-			await this.resend(r);
+		} else if (r.dispatched && now >= r.runAfter && this.mayStart(r)) {
+			await this.adoptAttempt(this.startAttempt(r));
 		} else {
-			await this.schedule();
+			await this.webhooks.deliverDue(now);
+			if (!r.dispatched && now >= r.recoverAt) await this.resend(r);
+			else await this.schedule();
 		}
 	}
 
@@ -375,19 +400,27 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	/**
-	 * Holds the alarm handler open for the attempt's whole run. The alarm cannot fire again
-	 * meanwhile, so webhook retries that fall due during the run are sent from here.
+	 * Holds the alarm handler open for the attempt's whole run, and for nothing else. The alarm
+	 * cannot fire again meanwhile, so webhook deliveries that fall due during the run are made
+	 * by the object calling itself (`deliverDueWebhooks`): an invocation of their own, which this
+	 * one never awaits. (A delivery's first attempt goes out at once, never awaited either.)
 	 */
 	private async adoptAttempt(attempt: Promise<void>): Promise<void> {
 		this.adopted = true;
-		let done = false;
-		void attempt.finally(() => {
-			done = true;
-			this.adopted = false;
+		const stop = this.webhooks.whileRunning(() => {
+			const r = this.record;
+			if (!r) return;
+			this.ctx.waitUntil(
+				this.env.TASKS.getByName(r.id)
+					.deliverDueWebhooks()
+					.catch((e: unknown) => console.error(`task ${r.id}: webhook deliveries due mid-run failed to start: ${String(e)}`)),
+			);
 		});
-		while (!done) {
-			if (!(await this.webhooks.untilDue(attempt))) break;
-			if (!done) await this.webhooks.deliverDue(Date.now());
+		try {
+			await attempt;
+		} finally {
+			stop();
+			this.adopted = false;
 		}
 	}
 
@@ -576,7 +609,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	/**
 	 * TTL reached: delete everything the task stored; the id becomes unknown (404). Its files go
-	 * first: if R2 refuses, the task stays whole and its alarm tries again a minute later.
+	 * first: if R2 refuses, the task stays whole and its alarm tries again a minute later. Then the
+	 * health shard must stop counting it: an expiry report lost here would leave the task in
+	 * `results_pending` for good, so until the shard acknowledges it the task stays and the alarm
+	 * tries again.
 	 */
 	private async expire(): Promise<void> {
 		const r = this.record;
@@ -589,14 +625,22 @@ export class TaskCoordinator extends DurableObject<Env> {
 			await this.ctx.storage.setAlarm(this.alarmAt);
 			return;
 		}
+		if (!(await this.health.expired(r, r.version + 1))) {
+			this.expiryRetryAt = Date.now() + REPORT_RETRY_MS;
+			await this.schedule();
+			return;
+		}
+		if (this.record !== r) return;
 		this.record = null;
+		this.expiryRetryAt = null;
+		this.progressSeq = undefined;
+		this.webhooks.cleared();
 		this.fanout.end();
 		// deleteAll removes the alarm too (compatibility date 2026-02-24 and later), and this alarm
 		// has fired: a deleteAlarm would only be one more row written.
 		await this.ctx.storage.deleteAll();
 		this.alarmAt = null;
 		this.followerCache = null;
-		this.health.expired(r, r.version + 1);
 		await this.files.releaseInputs(r.id, r.input);
 	}
 
@@ -819,38 +863,41 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/**
 	 * Records a change: one write of the record (plus its event, if any), then everyone is told
 	 * at once: subscribers, followers, waiters (on a terminal event), the webhook, the health
-	 * shard. Synchronous: SQLite writes are durable before any reply leaves (the output gate).
-	 * All or nothing: if the write throws, nothing is stored, nobody is told, and the counters
-	 * it moved are put back before the error is thrown.
+	 * shard. A progress event changes nothing but the progress, so it costs one row: it takes the
+	 * place of the previous progress event, and the record is not rewritten (`load` reads the
+	 * progress back from its event). Synchronous: SQLite writes are durable before any reply
+	 * leaves (the output gate). All or nothing: if a write throws, nothing is stored, nobody is
+	 * told, the counters it moved are put back, and the error is thrown.
 	 */
 	private commit(type?: TaskEventType, data?: Partial<Task>): void {
 		const r = this.record;
 		if (!r) return;
-		const before = { version: r.version, eventSeq: r.eventSeq, owed: r.webhookOutbox.length };
-		r.version += 1;
+		const progressOnly = type === "progress";
+		const before = { version: r.version, eventSeq: r.eventSeq };
+		if (!progressOnly) r.version += 1;
 		const event: TaskEvent | null = type && data ? { task_id: r.id, seq: r.eventSeq + 1, type, at: new Date().toISOString(), data } : null;
 		if (event) r.eventSeq = event.seq;
 		let wantsWebhook: boolean;
 		try {
 			wantsWebhook = this.ctx.storage.transactionSync(() => {
-				let owed = false;
-				if (event) {
-					// Only the latest progress is worth replaying to a subscriber that resumes.
-					if (event.type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
-					this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, event.type, JSON.stringify(event));
-					owed = this.webhooks.add(r, event);
-				}
-				this.persist();
-				return owed;
+				if (event) this.storeEvent(event);
+				if (!progressOnly) this.persist();
+				// Last: the outbox changes its memory only once its own write is done.
+				return event ? this.webhooks.add(r, event) : false;
 			});
 		} catch (e) {
 			r.version = before.version;
 			r.eventSeq = before.eventSeq;
-			r.webhookOutbox.length = before.owed;
 			throw e;
 		}
-		this.health.changed(r, this.heldOpen(r));
-		if (!event) return;
+		if (event?.type === "progress") this.progressSeq = event.seq;
+		// Progress changes no status: the health shard has nothing to learn from it.
+		if (!progressOnly) this.health.changed(r, this.heldOpen(r));
+		if (event) this.publish(event, r, wantsWebhook);
+	}
+
+	/** Tells subscribers, followers and waiters of a stored event, and makes its webhook's first attempt. */
+	private publish(event: TaskEvent, r: TaskRecord, wantsWebhook: boolean): void {
 		const followers = this.followers();
 		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
 		if (isTerminal(r.status) && followers.size > 0) {
@@ -858,6 +905,34 @@ export class TaskCoordinator extends DurableObject<Env> {
 			followers.clear();
 		}
 		if (wantsWebhook) this.ctx.waitUntil(this.webhooks.deliver(event.seq));
+	}
+
+	/**
+	 * Stores an event. Only the latest progress is worth replaying to a subscriber that resumes,
+	 * so a progress event is written over the previous one, unless a webhook still owes that one
+	 * (then it stays until its delivery is over: `pruneProgress`).
+	 */
+	private storeEvent(event: TaskEvent): void {
+		const json = JSON.stringify(event);
+		const previous = event.type === "progress" ? this.latestProgressSeq() : null;
+		if (previous !== null && !this.webhooks.owes(previous)) {
+			this.sql.exec("UPDATE events SET seq = ?, event = ? WHERE seq = ?", event.seq, json, previous);
+		} else {
+			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, event.type, json);
+		}
+	}
+
+	/** The seq of the latest stored progress event, if any. */
+	private latestProgressSeq(): number | null {
+		if (this.progressSeq === undefined) {
+			this.progressSeq = this.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM events WHERE type = 'progress'").one().seq;
+		}
+		return this.progressSeq;
+	}
+
+	/** A webhook is done with event `seq`: a progress event other than the latest is deleted, as the next one would have. */
+	private pruneProgress(seq: number): void {
+		if (this.record && seq !== this.latestProgressSeq()) this.sql.exec("DELETE FROM events WHERE seq = ? AND type = 'progress'", seq);
 	}
 
 	/** `commit`, then point the alarm at the next deadline. */
@@ -888,14 +963,32 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	private task(): Task {
 		if (!this.record) throw new Error("no task");
-		return toTask(this.record);
+		return toTask(this.record, this.webhooks.view());
 	}
 
 	private load(): TaskRecord | null {
 		const exists = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task'").toArray().length > 0;
 		if (!exists) return null;
 		const row = this.sql.exec<{ record: string }>("SELECT record FROM task LIMIT 1").toArray()[0];
-		return row ? (JSON.parse(row.record) as TaskRecord) : null;
+		if (!row) return null;
+		const record = JSON.parse(row.record) as TaskRecord & LegacyWebhookFields;
+		// Records stored before the webhook outbox had a row of its own carried it.
+		if (record.webhookOutbox || record.webhookLog) {
+			this.webhooks.adoptLegacy(record.webhookOutbox, record.webhookLog);
+			delete record.webhookOutbox;
+			delete record.webhookLog;
+		}
+		// Progress is stored in its event alone, so the latest event may be newer than the record.
+		const latest = this.sql
+			.exec<{ seq: number; type: string; event: string }>("SELECT seq, type, event FROM events ORDER BY seq DESC LIMIT 1")
+			.toArray()[0];
+		if (latest && latest.seq > record.eventSeq) {
+			record.eventSeq = latest.seq;
+			if (latest.type === "progress" && record.status === "running") {
+				record.progress = (JSON.parse(latest.event) as TaskEvent).data.progress ?? null;
+			}
+		}
+		return record;
 	}
 
 	/** Writes the record (synchronous SQLite; the output gate holds replies until it is durable). */
@@ -918,19 +1011,28 @@ export class TaskCoordinator extends DurableObject<Env> {
 						? Infinity
 						: now
 					: isTerminal(r.status)
-						? this.terminalReported
-							? (r.expiresAt ?? now)
-							: now + REPORT_RETRY_MS
+						? this.terminalDeadline(r, now)
 						: r.dispatched
 							? r.runAfter
 							: r.recoverAt;
-		at = Math.min(at, this.webhooks.nextAt(r));
+		at = Math.min(at, this.webhooks.nextAt());
 		if (at === Infinity) return;
 		at = Math.max(at, now);
 		// An alarm already due stays due: setting it again would only cost a storage write.
 		if (this.alarmAt !== null && (this.alarmAt === at || (this.alarmAt <= now && at <= now))) return;
 		await this.ctx.storage.setAlarm(at);
 		this.alarmAt = at;
+	}
+
+	/**
+	 * When a finished task's alarm must fire: to report its end again until the health shard has
+	 * it, then at its expiry (again, until the shard has that), which owed webhooks put off.
+	 */
+	private terminalDeadline(r: TaskRecord, now: number): number {
+		if (!this.terminalReported) return now + REPORT_RETRY_MS;
+		if (this.expiryRetryAt !== null) return this.expiryRetryAt;
+		const expiresAt = r.expiresAt ?? now;
+		return expiresAt <= now && this.webhooks.owesAny() ? Infinity : expiresAt;
 	}
 
 	/** Reports the terminal status and remembers that the shard has it. Never throws. */

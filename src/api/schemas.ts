@@ -1,12 +1,10 @@
 import { z } from "zod";
-import { PRIORITIES, WEBHOOK_EVENT_FILTERS } from "../task/model";
+import { MAX_TIMEOUT_S, PRIORITIES, WEBHOOK_EVENT_FILTERS } from "../task/model";
 import { webhookUrlProblem } from "../webhooks/signing";
 
 /** Client-chosen task ids: safe in URLs, object names and logs. */
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const MAX_WAIT_S = 60;
-/** Longest deadline for one attempt: the run happens in an alarm, which may last 15 minutes. */
-export const MAX_TIMEOUT_S = 900;
 
 /** Body of `POST /v1/tasks`. Unknown fields are refused so typos do not pass silently. */
 export const SubmitBody = z.strictObject({

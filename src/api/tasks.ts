@@ -3,7 +3,7 @@ import { ApiError } from "./errors";
 import { findProcessor } from "../processors";
 import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
-import type { Task, TaskSpec } from "../task/model";
+import { MAX_TIMEOUT_S, type Task, type TaskSpec } from "../task/model";
 import type { TaskCoordinator } from "../TaskCoordinator";
 import { workerType } from "../workers/config";
 
@@ -45,7 +45,7 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 		type: b.type,
 		input: b.input ?? null,
 		priority: b.priority,
-		timeoutS: b.timeout_s ?? pull?.timeoutS ?? processor?.defaultTimeoutS ?? 900,
+		timeoutS: b.timeout_s ?? pull?.timeoutS ?? processor?.defaultTimeoutS ?? MAX_TIMEOUT_S,
 		ttlS: b.ttl_s ?? settings(env).defaultTtlS,
 		maxAttempts: pull?.maxAttempts ?? processor?.maxAttempts ?? 3,
 		webhook: b.webhook ?? null,

@@ -111,17 +111,21 @@ export class HealthReports {
 	 * from the batch entry rather than awaited across objects: a promise settled by another
 	 * object's call may run its continuation only at this object's next event.
 	 */
-	async terminal(r: TaskRecord): Promise<boolean> {
-		const entry = this.enqueue(this.shardOf(r), { id: r.id, version: r.version, status: r.status });
+	terminal(r: TaskRecord): Promise<boolean> {
+		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version: r.version, status: r.status }));
+	}
+
+	/** The task expired: it no longer counts. True once the shard has that; the task retries until it does. */
+	expired(r: TaskRecord, version: number): Promise<boolean> {
+		this.dropPending();
+		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version, status: null }));
+	}
+
+	/** Waits (at most ACK_WAIT_MS) for the batch carrying `entry` to be answered; true when the shard has it. */
+	private async acknowledged(entry: Outgoing): Promise<boolean> {
 		const giveUpAt = Date.now() + ACK_WAIT_MS;
 		while (!entry.settled && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
 		return entry.acknowledged;
-	}
-
-	/** The task expired: it no longer counts. */
-	expired(r: TaskRecord, version: number): void {
-		this.dropPending();
-		this.enqueue(this.shardOf(r), { id: r.id, version, status: null });
 	}
 
 	private shardOf(r: TaskRecord): number {

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_TIMEOUT_S } from "../task/model";
 import { defineProcessor, sleepFor } from "./types";
 
 /**
@@ -10,7 +11,14 @@ export const sleep = defineProcessor({
 	// No input (null) means the defaults. Written as a transform, not a preprocess, so callers
 	// see the input type ({ ms?: number }) rather than `unknown`.
 	input: z
-		.looseObject({ ms: z.number().int().min(0).max(900_000).default(1000) })
+		.looseObject({
+			ms: z
+				.number()
+				.int()
+				.min(0)
+				.max(MAX_TIMEOUT_S * 1000)
+				.default(1000),
+		})
 		.nullish()
 		.transform((v) => v ?? { ms: 1000 }),
 	async run({ ms }, ctx) {

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { Json, TaskError } from "../task/model";
+import { MAX_TIMEOUT_S, type Json, type TaskError } from "../task/model";
 import type { ProcessorFiles } from "../files/taskFiles";
 
 /** What a processor gets besides its input. */
@@ -59,7 +59,7 @@ export interface ProcessorDefinition<S extends z.ZodType, O extends z.ZodType = 
 	output?: O;
 	/** At most this many attempts of this type run at once across the deployment. */
 	concurrency?: number;
-	/** Deadline of one attempt when the task sets none (default 900, the longest). */
+	/** Deadline of one attempt when the task sets none (default MAX_TIMEOUT_S, 840, the longest). */
 	timeout_s?: number;
 	/** Attempts in all, retries included (default 3). */
 	max_attempts?: number;
@@ -143,7 +143,7 @@ export function defineProcessor<S extends z.ZodType, O extends z.ZodType = z.Zod
 	const output = p.output;
 	return {
 		input: p.input,
-		defaultTimeoutS: p.timeout_s ?? 900,
+		defaultTimeoutS: p.timeout_s ?? MAX_TIMEOUT_S,
 		maxAttempts: p.max_attempts ?? 3,
 		concurrency: p.concurrency,
 		run: async (input, ctx) => {

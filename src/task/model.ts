@@ -4,6 +4,19 @@
  */
 
 export const PRIORITIES = ["high", "normal", "low"] as const;
+
+/**
+ * Deployed, one alarm invocation may run at most 15 minutes; past that it is cut off (and the
+ * run it held would be counted as lost and run again). A task's run is held by one invocation.
+ */
+export const ALARM_WALL_LIMIT_S = 900;
+/**
+ * Kept free in the invocation that holds a run: storing the outcome and waiting for its health
+ * acknowledgement take at most about 2 s; the rest is margin. Webhook deliveries never run there.
+ */
+export const RUN_HEADROOM_S = 60;
+/** Longest `timeout_s` of a task run by the service (840 s): its run fits one alarm invocation with headroom. */
+export const MAX_TIMEOUT_S = ALARM_WALL_LIMIT_S - RUN_HEADROOM_S;
 export type Priority = (typeof PRIORITIES)[number];
 
 /**
@@ -55,6 +68,25 @@ export interface WebhookAttempt {
 	error: string | null;
 }
 
+/** A webhook delivery abandoned, as recorded on the task: after its last attempt, or because it could not be made. */
+export interface WebhookGiveUp {
+	seq: number;
+	event: string;
+	/** Attempts made before giving up. */
+	attempts: number;
+	at: string;
+	reason: string;
+}
+
+/** A task's webhook deliveries as clients see them (kept by webhooks/outbox.ts, apart from the record). */
+export interface WebhookView {
+	/** Deliveries still owed. */
+	pending: number;
+	/** The latest attempts and their outcomes. */
+	deliveries: WebhookAttempt[];
+	given_up: WebhookGiveUp[];
+}
+
 /** The task as clients see it (GET /v1/tasks/{id}). Timestamps are ISO 8601. */
 export interface Task {
 	id: string;
@@ -73,7 +105,13 @@ export interface Task {
 	started_at: string | null;
 	finished_at: string | null;
 	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
-	webhook: { url: string; events: WebhookEventFilter[]; pending: number; deliveries: WebhookAttempt[] } | null;
+	webhook: {
+		url: string;
+		events: WebhookEventFilter[];
+		pending: number;
+		deliveries: WebhookAttempt[];
+		given_up: WebhookGiveUp[];
+	} | null;
 	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
 	queue_position?: number | null;
 }
@@ -121,12 +159,11 @@ export interface TaskRecord extends TaskSpec {
 	version: number;
 	/** The health shard this task reports to (absent on tasks stored before it was recorded). */
 	healthShard?: number;
-	/** Sequence number of the last event emitted. */
+	/**
+	 * Sequence number of the last event emitted. The stored record may lag behind its events:
+	 * progress is stored in its event alone, without rewriting the record (loading catches up).
+	 */
 	eventSeq: number;
-	/** Webhook deliveries not yet done: event seq, attempts made, when to try next. */
-	webhookOutbox: { seq: number; attempts: number; nextAt: number }[];
-	/** The latest webhook attempts and their outcomes. */
-	webhookLog: WebhookAttempt[];
 	/** Pull tasks: the latest lease granted (kept once it ends, to answer its late calls). */
 	lease?: LeaseState | null;
 	/** Pull tasks: the running attempt ends `timed_out` at this time. */
@@ -146,8 +183,8 @@ function iso(ms: number | null): string | null {
 	return ms === null ? null : new Date(ms).toISOString();
 }
 
-/** The public view of a stored task. */
-export function toTask(r: TaskRecord): Task {
+/** The public view of a stored task; `webhook` is its outbox's view (unused when the task has no webhook). */
+export function toTask(r: TaskRecord, webhook: WebhookView): Task {
 	return {
 		id: r.id,
 		type: r.type,
@@ -168,7 +205,6 @@ export function toTask(r: TaskRecord): Task {
 			run_ms: r.runMs,
 			total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
 		},
-		webhook:
-			r.webhook === null ? null : { url: r.webhook, events: r.webhookEvents, pending: r.webhookOutbox.length, deliveries: r.webhookLog },
+		webhook: r.webhook === null ? null : { url: r.webhook, events: r.webhookEvents, ...webhook },
 	};
 }

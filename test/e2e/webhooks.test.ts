@@ -5,92 +5,44 @@
  * `whsec_`). Retries, the attempt log on the task, event filters, and a receiver that is slow or
  * down never delaying the task. Timing checks are orderings or lower bounds: the machine is shared.
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/devServer";
+import { signatureValid as signedWith, startWebhookReceiver, type ReceivedDelivery, type WebhookReceiver } from "../setup/webhookReceiver";
 import { getTask, request, sleep, startDevServer, submit, submitSleep, tail, uniqueId, type DevServer, type TaskJson } from "./helpers";
 
-const SECRET_BYTES = randomBytes(32);
-const WEBHOOK_SECRET = `whsec_${SECRET_BYTES.toString("base64")}`;
+const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString("base64")}`;
 
-interface Delivery {
-	path: string;
-	headers: IncomingHttpHeaders;
-	raw: string;
+/** A delivery with its body parsed (the receiver keeps it raw). */
+interface Delivery extends ReceivedDelivery {
 	body: {
 		type: string;
 		timestamp: string;
 		data: { task_id: string; seq: number; type: string; at: string; data: Record<string, unknown> };
 	};
-	receivedAt: number;
-	respondedAt: number | null;
-	status: number;
 }
 
 type WebhookLog = { seq: number; event: string; attempt: number; at: string; ok: boolean; status: number | null; error: string | null };
-type TaskWithWebhook = TaskJson & { webhook: { url: string; events: string[]; pending: number; deliveries: WebhookLog[] } | null };
+type WebhookGiveUp = { seq: number; event: string; attempts: number; at: string; reason: string };
+type TaskWithWebhook = TaskJson & {
+	webhook: { url: string; events: string[]; pending: number; deliveries: WebhookLog[]; given_up: WebhookGiveUp[] } | null;
+};
 
 /**
- * The receiver. Per path: `/ok/...` answers 200; `/flaky/...` answers 500 to the first two
- * deliveries of each webhook-id (the first one only after 2 s), then 200; `/flaky-fast/...` the
- * same without the delay.
+ * The shared receiver (test/setup/webhookReceiver.ts). Paths used here: `/ok/…` answers 200;
+ * `/slow-first-2000/flaky-2/…` answers 500 to the first two deliveries of each webhook-id (the
+ * first only after 2 s), then 200; `/flaky-2/…` the same without the delay.
  */
-const deliveries: Delivery[] = [];
-let receiver: Server;
+let receiver: WebhookReceiver;
 let receiverUrl: string;
 
-function startReceiver(): Promise<void> {
-	receiver = createServer((req, res) => {
-		const chunks: Buffer[] = [];
-		req.on("data", (c: Buffer) => chunks.push(c));
-		req.on("end", () => {
-			const raw = Buffer.concat(chunks).toString("utf8");
-			const path = req.url ?? "";
-			const id = String(req.headers["webhook-id"]);
-			const earlier = deliveries.filter((d) => d.path === path && d.headers["webhook-id"] === id).length;
-			const status = (path.startsWith("/flaky/") || path.startsWith("/flaky-fast/")) && earlier < 2 ? 500 : 200;
-			let body: Delivery["body"];
-			try {
-				body = JSON.parse(raw);
-			} catch {
-				body = { type: "(unparsable)", timestamp: "", data: {} as Delivery["body"]["data"] };
-			}
-			const d: Delivery = { path, headers: req.headers, raw, body, receivedAt: Date.now(), respondedAt: null, status };
-			deliveries.push(d);
-			const answer = () => {
-				d.respondedAt = Date.now();
-				res.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "try again");
-			};
-			if (path.startsWith("/flaky/") && earlier === 0) setTimeout(answer, 2000);
-			else answer();
-		});
-	});
-	return new Promise((resolve) => {
-		receiver.listen(0, "127.0.0.1", () => {
-			const address = receiver.address();
-			receiverUrl = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
-			resolve();
-		});
-	});
-}
-
-/** Independent Standard Webhooks check of one delivery. */
-function signatureValid(d: Delivery, key: Buffer = SECRET_BYTES): boolean {
-	const id = String(d.headers["webhook-id"]);
-	const ts = String(d.headers["webhook-timestamp"]);
-	const header = String(d.headers["webhook-signature"]);
-	const expected = createHmac("sha256", key).update(`${id}.${ts}.${d.raw}`).digest();
-	return header.split(" ").some((part) => {
-		const [version, sig] = part.split(",");
-		if (version !== "v1" || !sig) return false;
-		const got = Buffer.from(sig, "base64");
-		return got.length === expected.length && timingSafeEqual(got, expected);
-	});
+/** Independent Standard Webhooks check of one delivery, with this file's secret or another. */
+function signatureValid(d: Delivery, secret = WEBHOOK_SECRET): boolean {
+	return signedWith(d.headers, d.raw, secret);
 }
 
 function deliveriesTo(path: string): Delivery[] {
-	return deliveries.filter((d) => d.path === path);
+	return receiver.deliveries.filter((d) => d.path === path).map((d) => ({ ...d, body: JSON.parse(d.raw) as Delivery["body"] }));
 }
 
 /** Polls until `probe` returns a value (bounded). */
@@ -120,7 +72,8 @@ function webhookSettled(id: string, timeoutMs: number): Promise<TaskWithWebhook>
 let server: DevServer;
 
 beforeAll(async () => {
-	await startReceiver();
+	receiver = await startWebhookReceiver(WEBHOOK_SECRET);
+	receiverUrl = receiver.url;
 	server = await startDevServer({
 		vars: { WEBHOOK_SECRET, WEBHOOK_RETRY_BASE_S: "0.5", ENABLE_FAULT_PROCESSORS: "true" },
 	});
@@ -130,7 +83,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
 	await server?.stop();
-	await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+	await receiver?.close();
 });
 
 describe("webhooks", () => {
@@ -139,7 +92,7 @@ describe("webhooks", () => {
 		{ timeout: 60_000 },
 		async () => {
 			const id = uniqueId("wh-retry");
-			const path = `/flaky/${id}`;
+			const path = `/slow-first-2000/flaky-2/${id}`;
 			const t0 = Date.now();
 			const submitted = await submitSleep(server.url, 1000, { id, wait: 20, extra: { webhook: `${receiverUrl}${path}` } });
 			const answeredAt = Date.now();
@@ -166,7 +119,7 @@ describe("webhooks", () => {
 				expect(d.headers["webhook-id"]).toBe(`${id}:${terminalSeq}`);
 				expect(d.headers["content-type"]).toMatch(/application\/json/);
 				expect(signatureValid(d), `signature of ${d.raw.slice(0, 200)}`).toBe(true);
-				expect(signatureValid(d, randomBytes(32))).toBe(false);
+				expect(signatureValid(d, `whsec_${randomBytes(32).toString("base64")}`)).toBe(false);
 				const ts = Number(d.headers["webhook-timestamp"]);
 				expect(Number.isInteger(ts)).toBe(true);
 				expect(Math.abs(ts - d.receivedAt / 1000)).toBeLessThan(60);
@@ -247,11 +200,12 @@ describe("webhooks", () => {
 	/*
 	 * Retries of a webhook sent while the task runs (start, progress) are due 0.5 s and 1.5 s after
 	 * the first failure. They must not wait for the task to end: the task's alarm handler is busy
-	 * awaiting the running attempt, so a retry that only the alarm can send is held until then.
+	 * awaiting the running attempt, so the object makes them by calling itself (an invocation of
+	 * their own, which the one holding the run never awaits).
 	 */
 	it("a failing task.running webhook is retried while the task is still running", { timeout: 60_000 }, async () => {
 		const id = uniqueId("wh-start");
-		const path = `/flaky-fast/${id}`;
+		const path = `/flaky-2/${id}`;
 		await submitSleep(server.url, 8000, { id, extra: { webhook: `${receiverUrl}${path}`, webhook_events: ["start"] } });
 		await until(() => (deliveriesTo(path).length >= 3 ? true : undefined), "3 deliveries of task.running", 30_000);
 		const got = deliveriesTo(path);
@@ -332,6 +286,16 @@ describe("webhooks", () => {
 			const task = await webhookSettled(id, 40_000);
 			expect(task.webhook!.deliveries.map((w) => w.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
 			expect(task.webhook!.deliveries.every((w) => !w.ok && w.status === null)).toBe(true);
+			// The give-up stays on the task too.
+			expect(task.webhook!.given_up).toEqual([
+				{
+					seq: task.webhook!.deliveries[0]!.seq,
+					event: "succeeded",
+					attempts: 6,
+					at: expect.any(String),
+					reason: expect.stringContaining("6 attempts failed"),
+				},
+			]);
 			const times = task.webhook!.deliveries.map((w) => Date.parse(w.at));
 			for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(0.5 * 1000 * 2 ** (i - 1) - 100);
 			expect(task).toMatchObject({ status: "succeeded", finished_at: submitted.body.finished_at });

@@ -62,7 +62,7 @@ describe("bad request bodies", () => {
 			[{ id, type: "sleep", input: { ms: -1 } }, "invalid_input", "input.ms"],
 			[{ id, type: "flaky", input: {} }, "invalid_input", "input.fail_times"],
 			[{ id, type: "sleep", input: { ms: 10 }, timeout_s: 0 }, "invalid_request", "timeout_s"],
-			[{ id, type: "sleep", input: { ms: 10 }, timeout_s: 901 }, "invalid_request", "timeout_s"],
+			[{ id, type: "sleep", input: { ms: 10 }, timeout_s: 841 }, "invalid_request", "timeout_s"],
 			[{ id, type: "sleep", input: { ms: 10 }, ttl_s: "1" }, "invalid_request", "ttl_s"],
 			[{ id, type: "sleep", input: { ms: 10 }, priority: "urgent" }, "invalid_request", "priority"],
 			[{ id: 42, type: "sleep", input: { ms: 10 } }, "invalid_request", "id"],

@@ -404,9 +404,9 @@ const badSubmission: fc.Arbitrary<{ label: string; entries: (id: string) => Entr
 			],
 			code: "invalid_request",
 		})),
-	// timeout_s above the 900 s an attempt may run
-	fc.double({ min: 900.001, max: 86_400, noNaN: true }).map((t) => ({
-		label: "timeout_s > 900",
+	// timeout_s above the 840 s an attempt may run (its alarm invocation's 15 minutes, less headroom)
+	fc.double({ min: 840.001, max: 86_400, noNaN: true }).map((t) => ({
+		label: "timeout_s > 840",
 		entries: (id: string): Entry[] => [
 			["id", { json: id }],
 			["type", { json: "hang" }],

@@ -1,12 +1,12 @@
 import { env } from "cloudflare:workers";
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import { statsShard } from "../../src/health/StatsShard";
+import { statsShard, type StatusReport } from "../../src/health/StatsShard";
 import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, getTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";
-import { taskStub } from "./support/objects";
+import { runInObject, storedState, taskStub } from "./support/objects";
 
 /** HEALTH_SHARDS in wrangler.toml. */
 const HEALTH_SHARDS = 16;
@@ -123,4 +123,46 @@ it("stops counting a task once its TTL has deleted it", async () => {
 	await runDurableObjectAlarm(taskStub(id));
 	expect((await getTask(id)).res.status).toBe(404);
 	await eventually(async () => ((await row()) === null ? true : undefined), "the shard to forget the expired task", 5000);
+});
+
+it("retries the report sent at expiry until the shard acknowledges it: a shard call that fails once does not leave the task counted", async () => {
+	const id = newId();
+	const { body } = await submitTask({ id, type: "echo", input: 1, ttl_s: 1 }, { wait: 10 });
+	expect(body.status).toBe("succeeded");
+	const shard = (await storedState(id)).record?.healthShard;
+	if (shard === undefined) throw new Error("the task names no health shard");
+	const row = () =>
+		runInDurableObject(
+			statsShard(env, shard),
+			(_instance, state) =>
+				state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
+		);
+	await eventually(async () => ((await row()) === "succeeded" ? true : undefined), "the shard to count the result", 5000);
+
+	// The shard's next call carrying this task's expiry fails, once.
+	let failures = 0;
+	const restore = await runInObject(statsShard(env, shard), (instance) => {
+		const proto = Object.getPrototypeOf(instance) as { reportMany: (this: unknown, reports: StatusReport[]) => void };
+		const original = proto.reportMany;
+		proto.reportMany = function (this: unknown, reports: StatusReport[]) {
+			if (failures === 0 && reports.some((r) => r.id === id && r.status === null)) {
+				failures += 1;
+				throw new Error("injected: the shard call failed");
+			}
+			original.call(this, reports);
+		};
+		return () => void (proto.reportMany = original);
+	});
+	try {
+		// The task's alarm at its expiry sends the report, which fails.
+		await eventually(async () => (failures === 1 ? true : undefined), "the expiry report to fail", 10_000, 10);
+		// Not acknowledged: the task is kept (and still counted) until the shard has its expiry…
+		expect(await row()).toBe("succeeded");
+		expect((await getTask(id)).res.status).toBe(200);
+		// …which the task's alarm sends again, 2 s later.
+		await eventually(async () => ((await row()) === null ? true : undefined), "the shard to forget the expired task", 10_000);
+		await eventually(async () => ((await getTask(id)).res.status === 404 ? true : undefined), "the task to be deleted", 5000);
+	} finally {
+		restore();
+	}
 });

@@ -1,7 +1,8 @@
 /**
- * Webhook fields at submit. The worker test bindings have no WEBHOOK_SECRET, so a valid webhook
- * is refused with 400 webhooks_unavailable (that answer proves the URL itself passed); bad URLs
- * and bad webhook_events are 400 invalid_request with the field's path. Nothing is stored.
+ * Webhook fields at submit. Submitted here without WEBHOOK_SECRET (removed from the worker's env
+ * for these requests), a valid webhook is refused with 400 webhooks_unavailable (that answer
+ * proves the URL itself passed); bad URLs and bad webhook_events are 400 invalid_request with the
+ * field's path. Nothing is stored.
  */
 import { describe, expect, it } from "vitest";
 import { errorOf, getTask, submitTask } from "./support/api";
@@ -9,7 +10,7 @@ import { newId } from "./support/ids";
 
 async function expectRefused(body: Record<string, unknown>, code: string, path?: string) {
 	const id = newId();
-	const { res, body: answer } = await submitTask({ id, type: "echo", input: 1, ...body });
+	const { res, body: answer } = await submitTask({ id, type: "echo", input: 1, ...body }, { env: { WEBHOOK_SECRET: undefined } });
 	const label = JSON.stringify(body);
 	expect(res.status, label).toBe(400);
 	const error = errorOf(answer);

@@ -57,6 +57,8 @@ export interface Task<Output = unknown, Input = unknown> {
 		events: WebhookEventFilter[];
 		pending: number;
 		deliveries: { seq: number; event: string; attempt: number; at: string; ok: boolean; status: number | null; error: string | null }[];
+		/** Deliveries abandoned: after their last attempt, or because they could not be made. */
+		given_up: { seq: number; event: string; attempts: number; at: string; reason: string }[];
 	} | null;
 	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
 	queue_position?: number | null;

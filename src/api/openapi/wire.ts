@@ -26,6 +26,10 @@ export const WebhookAttempt = z.object({
 	error: z.string().nullable(),
 });
 
+export const WebhookGiveUp = z
+	.object({ seq: z.number().int(), event: z.string(), attempts: z.number().int(), at: isoTime, reason: z.string() })
+	.describe("A delivery abandoned: after its last attempt, or because it could not be made (no secret)");
+
 export const TaskUrls = z
 	.object({ get: z.string(), ws: z.string(), events: z.string(), cancel: z.string(), output: z.string() })
 	.describe("Where to read, follow and cancel the task. With API keys set, each carries `?token=`: a capability for this task alone.");
@@ -53,6 +57,7 @@ export const TaskView = z.object({
 			events: z.array(z.enum(WEBHOOK_EVENT_FILTERS)),
 			pending: z.number().int(),
 			deliveries: z.array(WebhookAttempt),
+			given_up: z.array(WebhookGiveUp),
 		})
 		.nullable(),
 	queue_position: z

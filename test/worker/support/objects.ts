@@ -71,3 +71,25 @@ export function hubStorage(hub: string): Promise<{ tables: string[]; alarm: numb
 		alarm: await state.storage.getAlarm(),
 	}));
 }
+
+/**
+ * runInDurableObject for reaching an object's private state on purpose (fault injection, a race
+ * forced, a state no client can produce): the instance is untyped, and so is the stub, whose RPC
+ * type is too deep for the checker in some files.
+ */
+export function runInObject<T>(stub: unknown, fn: (instance: any, state: DurableObjectState) => T | Promise<T>): Promise<T> {
+	const run = runInDurableObject as unknown as (
+		stub: unknown,
+		fn: (instance: any, state: DurableObjectState) => T | Promise<T>,
+	) => Promise<T>;
+	return run(stub, fn);
+}
+
+/**
+ * Makes a task object's storage refuse to write its record once it says `succeeded` (a trigger
+ * raises, as SQLite does for a row over its limit or a full disk): the write failure is real.
+ */
+export function refuseSucceededWrites(state: DurableObjectState): void {
+	state.storage.sql.exec(`CREATE TRIGGER refuse_succeeded BEFORE INSERT ON task WHEN NEW.record LIKE '%"status":"succeeded"%'
+		BEGIN SELECT RAISE(ABORT, 'injected: the storage refuses this write'); END`);
+}
