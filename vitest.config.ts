@@ -1,39 +1,45 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { imageOrigin } from "./test/shared/imageOrigin.ts";
+import { KEYED_API_KEYS } from "./test/worker-keyed/keys";
 import { WORKER_WEBHOOK_SECRET } from "./test/setup/workerGlobalSetup";
 
 // Projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
-// `cost` runs the same worker with every billed operation counted (test/cost); `e2e` (and
-// `e2e-timing`, first and alone) runs in Node and talks real HTTP/WebSocket to a `wrangler dev`
-// it starts itself.
+// `worker-keyed` is the same runtime configured closer to a deployment (see below); `worker-load`
+// holds a thousand tasks and sockets, after the rest; `cost` runs the same worker with every billed
+// operation counted (test/cost); `e2e` (and `e2e-timing`, first and alone) runs in Node and talks
+// real HTTP/WebSocket to a `wrangler dev` it starts itself.
+
+/** The worker as the `worker` and `worker-load` projects run it: the test bindings below. */
+function workerPlugin() {
+	return cloudflareTest({
+		wrangler: { configPath: "./wrangler.toml" },
+		miniflare: {
+			bindings: {
+				ENABLE_FAULT_PROCESSORS: "true",
+				// Auth has its own tests (with API_KEYS set per request's env).
+				AUTH_MODE: "open",
+				// Signs task tokens in every object alike (the hub checks them with its own env).
+				TOKEN_SECRET: "test-token-secret",
+				// Short enough for tests to watch recovery happen.
+				QUEUED_RECOVERY_S: "2",
+				// Webhooks go to the receiver of test/setup/workerGlobalSetup.ts, signed with a plain-string
+				// secret; retries come fast enough to watch all six attempts.
+				WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
+				WEBHOOK_RETRY_BASE_S: "0.3",
+			},
+			// The worker's outbound fetches: https://images.edgetask.test is served by the
+			// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
+			outboundService: imageOrigin,
+		},
+	});
+}
+
 export default defineConfig({
 	test: {
 		projects: [
 			{
-				plugins: [
-					cloudflareTest({
-						wrangler: { configPath: "./wrangler.toml" },
-						miniflare: {
-							bindings: {
-								ENABLE_FAULT_PROCESSORS: "true",
-								// Auth has its own tests (with API_KEYS set per request's env).
-								AUTH_MODE: "open",
-								// Signs task tokens in every object alike (the hub checks them with its own env).
-								TOKEN_SECRET: "test-token-secret",
-								// Short enough for tests to watch recovery happen.
-								QUEUED_RECOVERY_S: "2",
-								// Webhooks go to the receiver of test/setup/workerGlobalSetup.ts, signed with a plain-string
-								// secret; retries come fast enough to watch all six attempts.
-								WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
-								WEBHOOK_RETRY_BASE_S: "0.3",
-							},
-							// The worker's outbound fetches: https://images.edgetask.test is served by the
-							// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
-							outboundService: imageOrigin,
-						},
-					}),
-				],
+				plugins: [workerPlugin()],
 				test: {
 					name: "worker",
 					include: ["test/worker/**/*.test.ts"],
@@ -41,6 +47,12 @@ export default defineConfig({
 					globalSetup: ["./test/setup/workerGlobalSetup.ts"],
 					sequence: { groupOrder: 1 },
 				},
+			},
+			{
+				// The same runtime, holding a thousand tasks and sockets at once: last (groupOrder 3, after
+				// cost), so that its load slows none of the other suites.
+				plugins: [workerPlugin()],
+				test: { name: "worker-load", include: ["test/worker-load/**/*.test.ts"], testTimeout: 300_000, sequence: { groupOrder: 3 } },
 			},
 			{
 				// The worker with every billed operation counted (test/cost/entry.ts wraps src/index.ts).
@@ -71,6 +83,30 @@ export default defineConfig({
 				// Runs after the other projects (groupOrder 2): its 1,000-task burst takes the CPU for minutes,
 				// which would slow the timing-sensitive tests running beside it.
 				test: { name: "cost", include: ["test/cost/**/*.test.ts"], testTimeout: 120_000, sequence: { groupOrder: 2 } },
+			},
+			{
+				plugins: [
+					cloudflareTest({
+						wrangler: { configPath: "./wrangler.toml" },
+						miniflare: {
+							bindings: {
+								ENABLE_FAULT_PROCESSORS: "true",
+								// API keys and no TOKEN_SECRET, in every object alike: task tokens are signed with the
+								// key derived from API_KEYS, by the worker and by the hubs.
+								AUTH_MODE: "required",
+								API_KEYS: KEYED_API_KEYS.join(","),
+								// Long enough that no recovery re-send runs during a test.
+								QUEUED_RECOVERY_S: "120",
+							},
+							// A message whose hand-over fails is retried once, then dead-lettered (wrangler.toml: 10
+							// retries, over five minutes of backoff): the dead-letter route runs end to end.
+							queueConsumers: {
+								"edgetask-tasks": { maxBatchSize: 100, maxBatchTimeout: 0, maxRetries: 1, deadLetterQueue: "edgetask-dlq" },
+							},
+						},
+					}),
+				],
+				test: { name: "worker-keyed", include: ["test/worker-keyed/**/*.test.ts"], testTimeout: 60_000, sequence: { groupOrder: 1 } },
 			},
 			{
 				// Timing assertions (each task back at its own duration) run first and alone (groupOrder 0):

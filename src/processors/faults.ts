@@ -22,11 +22,21 @@ export const hang = defineProcessor({
 	run: () => new Promise<never>(() => {}),
 });
 
-/** `flaky`: fails its first `fail_times` attempts, then sleeps `ms` and succeeds. */
+/**
+ * `flaky`: fails its first `fail_times` attempts, then sleeps `ms` and succeeds. It allows 3
+ * attempts; with `permanent` its failures are `PermanentError`s (with `code`), which end the task
+ * at once however many attempts are left.
+ */
 export const flaky = defineProcessor({
-	input: z.object({ fail_times: z.number().int().min(0).max(10), ms: z.number().int().min(0).max(60_000).default(0) }),
-	run: async ({ fail_times, ms }, ctx) => {
-		if (ctx.attempt <= fail_times) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
+	input: z.object({
+		fail_times: z.number().int().min(0).max(10),
+		ms: z.number().int().min(0).max(60_000).default(0),
+		permanent: z.boolean().default(false),
+		code: z.string().min(1).max(64).optional(),
+	}),
+	run: async ({ fail_times, ms, permanent, code }, ctx) => {
+		const message = `flaky failure on attempt ${ctx.attempt}`;
+		if (ctx.attempt <= fail_times) throw permanent ? new PermanentError(message, code) : new Error(message);
 		await sleepFor(ms, ctx.signal);
 		return { attempt: ctx.attempt };
 	},

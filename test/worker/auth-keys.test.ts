@@ -10,7 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { taskToken, verifyTaskToken } from "../../src/api/auth";
 import { sleep } from "../shared/waits";
-import { call, type EnvOverrides, errorOf, getTask, ORIGIN, send, submitTask, type TaskView } from "./support/api";
+import { call, type EnvOverrides, errorOf, getTask, ORIGIN, send, submitTask, type TaskView, tokenOf } from "./support/api";
 import { newId } from "./support/ids";
 import { connect, type RecordingSocket } from "./support/socket";
 import { readSse } from "./support/sse";
@@ -33,13 +33,6 @@ async function submitKeyed(body: Record<string, unknown>): Promise<TaskView> {
 	const { res, body: task } = await submitTask(body, { headers: k1, env: KEYED });
 	expect([200, 202], JSON.stringify(task)).toContain(res.status);
 	return task;
-}
-
-/** `?token=…` of a URL from a submit response. */
-function tokenOf(url: string): string {
-	const token = new URL(url).searchParams.get("token");
-	if (!token) throw new Error(`no token in ${url}`);
-	return token;
 }
 
 /** Path + query of a URL (the ws URL has the ws: scheme). */

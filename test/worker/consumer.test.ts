@@ -1,46 +1,26 @@
-import { env } from "cloudflare:workers";
-import { createExecutionContext, createMessageBatch, getQueueResult, type MessageBatchMessage } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
 import type { TaskMessage } from "../../src/task/model";
-import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { getTask, settled } from "./support/api";
 import { newId } from "./support/ids";
-import { storedState, taskStub } from "./support/objects";
-
-let seq = 0;
-function message(body: unknown, attempts = 1): MessageBatchMessage {
-	return { id: `msg-${++seq}`, timestamp: new Date(), attempts, body };
-}
-
-/** Runs the worker's queue handler on one batch, as the runtime would, and returns what it acked. */
-async function deliver(queue: string, messages: MessageBatchMessage[]) {
-	const handler: ExportedHandler<Env, TaskMessage> = worker;
-	if (!handler.queue) throw new Error("the worker exports no queue handler");
-	const batch = createMessageBatch<TaskMessage>(queue, messages as MessageBatchMessage<TaskMessage>[]);
-	const ctx = createExecutionContext();
-	await handler.queue(batch, env, ctx);
-	return getQueueResult(batch, ctx);
-}
+import { createWithoutMessage, storedState } from "./support/objects";
+import { deliverBatch as deliver, queueMessage as message } from "./support/queue";
 
 /** Stores a queued task without sending its message, so only this test's batches reach it. */
 async function createQueued(input: unknown, type = "sleep"): Promise<string> {
-	const id = newId();
-	const { outcome } = await taskStub(id).create(await toSpec(env, { id, type, input }));
-	expect(outcome).toBe("created");
-	return id;
+	return (await createWithoutMessage({ id: newId(), type, input })).id;
 }
 
 describe("queue consumer (edgetask-tasks)", () => {
 	it("acks a task's message and the task starts, without the batch waiting for the run", async () => {
 		const id = await createQueued({ ms: 1500 });
 		const t0 = Date.now();
-		const result = await deliver("edgetask-tasks", [message({ id, reason: "submit" } satisfies TaskMessage)]);
+		const sent = message({ id, reason: "submit" } satisfies TaskMessage);
+		const result = await deliver("edgetask-tasks", [sent]);
 		const batchMs = Date.now() - t0;
 
 		expect(result.outcome).toBe("ok");
-		expect(result.explicitAcks).toEqual([`msg-${seq}`]);
+		expect(result.explicitAcks).toEqual([sent.id]);
 		expect(result.retryMessages).toEqual([]);
 		expect(batchMs).toBeLessThan(1000);
 

@@ -41,14 +41,14 @@ describe("cancel", () => {
 		const { res, body, elapsed } = await cancelTask(id);
 		expect(res.status).toBe(200);
 		expect(body).toMatchObject({ id, status: "canceled", attempts: 1, error: { code: "canceled" } });
-		expect(elapsed).toBeLessThan(3000);
+		// "At once": the cancel's own answer within 1 s, though the processor never stops.
+		expect(elapsed).toBeLessThan(1000);
 
 		const released = await waiter;
 		expect(released.res.status).toBe(200);
 		expect(released.body.status).toBe("canceled");
-		// Released by the cancel, nowhere near its 10 s wait.
-		expect(Date.now() - t0).toBeLessThan(5000);
-		expect(released.elapsed).toBeLessThan(8000);
+		// Released by the cancel within 1 s, nowhere near its 10 s wait.
+		expect(Date.now() - t0).toBeLessThan(1000);
 		expect(released.body.finished_at).toBe(body.finished_at);
 	});
 

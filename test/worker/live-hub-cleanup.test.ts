@@ -3,13 +3,13 @@
  * subscription and deleted when its socket closes, or by its sweep alarm when no close ever came.
  */
 import { env } from "cloudflare:workers";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "../shared/waits";
 import { cancelTask, pollTask, submitTask, warmUp } from "./support/api";
 import { isEvent } from "./support/events";
 import { newId } from "./support/ids";
-import { followersOf, hubStorage, taskStub } from "./support/objects";
+import { followersOf, hubStorage, runInObject, taskStub } from "./support/objects";
 import { openSocket } from "./support/socket";
 
 beforeAll(warmUp);
@@ -56,9 +56,7 @@ describe("hub storage", () => {
 		// (Typed loosely: the RPC type of follow() is too deep for the checker here.)
 		const snapshot = await (taskStub(id) as unknown as { follow(hub: string): Promise<unknown> }).follow(hub);
 		expect(typeof snapshot).toBe("object");
-		// (Typed loosely: the object's private state is reached on purpose.)
-		const run = runInDurableObject as unknown as (stub: unknown, fn: (instance: any) => void) => Promise<void>;
-		await run(stub, (instance) => {
+		await runInObject(stub, (instance) => {
 			instance.ensureStorage();
 			instance.ctx.storage.kv.put("hub", hub);
 			instance.sql.exec("INSERT INTO follows (task_id, seq) VALUES (?, ?)", id, (snapshot as { seq: number }).seq);

@@ -4,19 +4,15 @@
  * word. The race is forced (the task ends while its `follow()` answer is on its way, so its
  * terminal event reaches the hub first) and then left to chance, many times each.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sleep } from "../shared/waits";
 import { pollTask, submitTask, warmUp } from "./support/api";
 import { expectSubscriberOrder, isEvent, isTerminalEvent } from "./support/events";
 import { newId } from "./support/ids";
-import { taskStub } from "./support/objects";
+import { runInObject, taskStub } from "./support/objects";
 import { openSocket, type RecordingSocket } from "./support/socket";
 
 beforeAll(warmUp);
-
-/** runInDurableObject typed loosely: the object's private methods are reached on purpose. */
-const runLoosely = runInDurableObject as unknown as (stub: unknown, fn: (instance: any) => void) => Promise<void>;
 
 type Follow = (this: any, hub: string) => Promise<unknown>;
 let classFollow: { proto: { follow: Follow }; original: Follow } | null = null;
@@ -30,7 +26,7 @@ afterAll(() => {
  * class, so the class's follow() is wrapped; other tasks are left alone.
  */
 async function endWhileAnsweringFollow(id: string): Promise<void> {
-	await runLoosely(taskStub(id), (instance) => {
+	await runInObject(taskStub(id), (instance) => {
 		const proto = Object.getPrototypeOf(instance) as { follow: Follow };
 		classFollow ??= { proto, original: proto.follow };
 		const { original } = classFollow;

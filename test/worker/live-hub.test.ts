@@ -190,19 +190,6 @@ describe("GET /v1/ws", () => {
 		socket.shut();
 	});
 
-	// 1,001 follow() calls to objects that do not exist yet: slow on a loaded machine.
-	it("past 1000 subscriptions on one socket, pending ones counted: too_many_subscriptions", { timeout: 120_000 }, async () => {
-		// Fill the socket with 1000 subscriptions: a frame's ids are recorded before the tasks answer,
-		// so a second frame sent right behind the first finds them there. Unknown ids: nothing runs.
-		const socket = await hubSocket();
-		socket.send({ type: "subscribe", ids: Array.from({ length: 1000 }, () => newId()) });
-		socket.send({ type: "subscribe", ids: [newId()] });
-		const isTooMany = (f: Frame) => f.type === "error" && (f as { error: { code: string } }).error.code === "too_many_subscriptions";
-		await socket.waitFor(isTooMany, "too_many_subscriptions", 60_000);
-		await socket.ping();
-		socket.shut();
-	});
-
 	it("a task's events reach every hub socket that follows it", async () => {
 		const id = newId();
 		await submitTask({ id, type: "sleep", input: { ms: 800 } });

@@ -12,7 +12,7 @@ import { sleep } from "../shared/waits";
 import { getTask, warmUp, type Answer, type TaskView } from "./support/api";
 import { isEvent, type WireEvent } from "./support/events";
 import { newId } from "./support/ids";
-import { createWithoutMessage, dispatch, storedState, taskStub } from "./support/objects";
+import { createWithoutMessage, dispatch, refuseSucceededWrites, storedState, taskStub } from "./support/objects";
 import { drain, taskSocket } from "./support/socket";
 
 beforeAll(warmUp);
@@ -26,10 +26,6 @@ interface Ended {
 	events: WireEvent[];
 	close: { code: number; reason: string };
 }
-
-/** A trigger that makes the storage refuse to write a succeeded record (SQLite raises, as for a row over its limit). */
-const REFUSE_SUCCEEDED = `CREATE TRIGGER refuse_succeeded BEFORE INSERT ON task WHEN NEW.record LIKE '%"status":"succeeded"%'
-	BEGIN SELECT RAISE(ABORT, 'injected: the storage refuses this write'); END`;
 
 /**
  * Stores a `misbehave` task, parks a long-poll and a WebSocket on it, starts it, and collects
@@ -114,7 +110,7 @@ describe("outputs that cannot be stored", () => {
 		// The storage refuses the write of the succeeded record (a trigger raises, as the row limit
 		// or a full disk would): the task must not look succeeded anywhere.
 		const ended = await runMisbehaving({ output: "bytes", bytes: 100, hold_ms: 300 }, (_instance, state) => {
-			state.storage.sql.exec(REFUSE_SUCCEEDED);
+			refuseSucceededWrites(state);
 		});
 		const task = await expectEndedAndReadable(ended, "failed", "storage_error");
 		expect(task.output).toBeNull();

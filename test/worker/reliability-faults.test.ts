@@ -8,23 +8,15 @@
  * Client disconnects have their own file (reliability-disconnect.test.ts).
  */
 import { env } from "cloudflare:workers";
-import {
-	abortAllDurableObjects,
-	createExecutionContext,
-	createMessageBatch,
-	getQueueResult,
-	runDurableObjectAlarm,
-	runInDurableObject,
-} from "cloudflare:test";
+import { abortAllDurableObjects, runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../../src/index";
 import type { TaskMessage } from "../../src/task/model";
-import { toSpec } from "../../src/api/tasks";
 import { eventually, sleep } from "../shared/waits";
 import { call, errorOf, getTask, pollTask, settled, submitTask } from "./support/api";
 import { newId } from "./support/ids";
-import { storedState } from "./support/objects";
-import type { WireEvent } from "./support/events";
+import { createWithoutMessage, runInObject, storedState } from "./support/objects";
+import { expectIncreasingSeqs, type WireEvent } from "./support/events";
+import { deliverBatch as deliver, queueMessage } from "./support/queue";
 import { drain, openSocket, type RecordingSocket } from "./support/socket";
 
 beforeAll(async () => {
@@ -33,12 +25,9 @@ beforeAll(async () => {
 	expect(body.status).toBe("succeeded");
 });
 
-/** Stores a task as POST /v1/tasks would, but sends no queue message. */
+/** Stores a task as POST /v1/tasks would, but sends no queue message; its id. */
 async function createOnly(body: Record<string, unknown>): Promise<string> {
-	const spec = await toSpec(env, body);
-	const { outcome } = await env.TASKS.getByName(spec.id).create(spec);
-	expect(outcome).toBe("created");
-	return spec.id;
+	return (await createWithoutMessage(body)).id;
 }
 
 /** The full event history of a task (ws ?after=0) until the server closes the socket. */
@@ -46,23 +35,6 @@ const history = (socket: RecordingSocket) => drain(socket, 25_000);
 
 function types(events: WireEvent[]): string[] {
 	return events.filter((e) => e.type !== "progress").map((e) => e.type);
-}
-
-function expectIncreasing(events: WireEvent[]): void {
-	for (let i = 1; i < events.length; i++) expect(events[i]!.seq).toBeGreaterThan(events[i - 1]!.seq);
-}
-
-let msgSeq = 0;
-function queueMessage(body: unknown, attempts = 1) {
-	return { id: `rel-msg-${++msgSeq}`, timestamp: new Date(), attempts, body };
-}
-
-/** Runs the worker's queue handler on one batch of `queue` and returns what it acked / retried. */
-async function deliver(queue: string, messages: ReturnType<typeof queueMessage>[]) {
-	const batch = createMessageBatch(queue, messages);
-	const ctx = createExecutionContext();
-	await worker.queue(batch as MessageBatch<TaskMessage>, env);
-	return getQueueResult(batch, ctx);
 }
 
 describe("retryable and non-retryable errors", () => {
@@ -86,7 +58,7 @@ describe("retryable and non-retryable errors", () => {
 
 		const { events, close } = await history(socket);
 		expect(close.code).toBe(1000);
-		expectIncreasing(events);
+		expectIncreasingSeqs(events);
 		expect(events[0]!.seq).toBe(1);
 		expect(types(events)).toEqual(["queued", "running", "retrying", "running", "retrying", "running", "succeeded"]);
 		const retrying = events.filter((e) => e.type === "retrying");
@@ -103,16 +75,18 @@ describe("retryable and non-retryable errors", () => {
 		}
 	});
 
-	it("fails a non-retryable error at once: fail {permanent: true} ends failed after 1 attempt, no retrying", async () => {
+	it("fails a PermanentError at once though its type allows 3 attempts: attempts 1, its own code, no retrying", async () => {
+		// flaky allows 3 attempts and would succeed on the third: only PermanentError stops it at the first.
 		const id = newId("rel");
-		const { res, body } = await submitTask({ id, type: "fail", input: { message: "refused by backend", permanent: true } }, { wait: 20 });
+		const input = { fail_times: 2, permanent: true, code: "refused_by_backend" };
+		const { res, body } = await submitTask({ id, type: "flaky", input }, { wait: 20 });
 		expect(res.status).toBe(200);
 		expect(body).toMatchObject({
 			id,
 			status: "failed",
 			attempts: 1,
 			output: null,
-			error: { code: "processor_error", message: "refused by backend" },
+			error: { code: "refused_by_backend", message: "flaky failure on attempt 1" },
 		});
 
 		const { events } = await history(await openSocket(`/v1/tasks/${id}/ws?after=0`));
@@ -120,6 +94,10 @@ describe("retryable and non-retryable errors", () => {
 		// And it stays that way: nothing retries it later.
 		await sleep(1500);
 		expect((await getTask(id)).body).toMatchObject({ status: "failed", attempts: 1 });
+
+		// The same failures thrown as plain errors are retried, and the third attempt succeeds.
+		const retried = await submitTask({ type: "flaky", input: { fail_times: 2 } }, { wait: 20 });
+		expect(retried.body).toMatchObject({ status: "succeeded", attempts: 3, output: { attempt: 3 } });
 	});
 });
 
@@ -151,9 +129,10 @@ describe("attempts exhausted and dead letters", () => {
 		const waiter = getTask(id, { wait: 20 });
 		await sleep(300); // let the long-poll park in the object first (well before the 2 s recovery alarm)
 
-		const result = await deliver("edgetask-dlq", [queueMessage({ id, reason: "submit" } satisfies TaskMessage, 1)]);
+		const dead = queueMessage({ id, reason: "submit" } satisfies TaskMessage, 1);
+		const result = await deliver("edgetask-dlq", [dead]);
 		expect(result.outcome).toBe("ok");
-		expect(result.explicitAcks).toEqual([`rel-msg-${msgSeq}`]);
+		expect(result.explicitAcks).toEqual([dead.id]);
 		expect(result.retryMessages).toEqual([]);
 
 		const { res, body, elapsed } = await waiter;
@@ -197,15 +176,13 @@ describe("dead letters for tasks already delivered", () => {
 		// Hold the retry back 3 s, as a longer backoff would (they reach 60 s), so the dead letter
 		// surely lands while the task is queued-and-delivered. Attempt 1's own backoff is 0-1 s
 		// (random): when the retry starts before the test can hold it, a fresh task tries again.
-		// (Typed loosely: the object's private state is reached on purpose.)
-		const run = runInDurableObject as unknown as (stub: unknown, fn: (instance: any) => Promise<string>) => Promise<string>;
 		let id = "";
 		let held = "";
 		for (let round = 0; round < 5 && held !== "held"; round++) {
 			id = await createOnly({ id: newId("rel"), type: "flaky", input: { fail_times: 1 } });
 			expect(await env.TASKS.getByName(id).dispatch()).toBe("started");
 			await eventually(async () => ((await storedState(id)).record?.attempts === 1 ? true : undefined), "attempt 1", 5000, 5);
-			held = await run(env.TASKS.getByName(id), async (instance) => {
+			held = await runInObject(env.TASKS.getByName(id), async (instance) => {
 				const r = instance.record;
 				if (r.status !== "queued" || !r.dispatched || r.attempts !== 1) return `not backing off: ${r.status}, attempts ${r.attempts}`;
 				r.runAfter = Date.now() + 3000;
@@ -230,10 +207,14 @@ describe("timeouts", () => {
 		await submitTask({ id, type: "hang", input: {}, timeout_s: 1 });
 		const socket = await openSocket(`/v1/tasks/${id}/ws?after=0`);
 		const waiter = await getTask(id, { wait: 20 });
+		const releasedAt = Date.now();
 
 		expect(waiter.res.status).toBe(200);
 		expect(waiter.body).toMatchObject({ id, status: "timed_out", attempts: 1, output: null, error: { code: "timeout" } });
-		expect(waiter.elapsed).toBeLessThan(15_000);
+		// A 1 s deadline ends the attempt within 2 s of its start, and the waiter is told at once.
+		expect(waiter.body.metrics.run_ms).toBeGreaterThanOrEqual(1000);
+		expect(waiter.body.metrics.run_ms).toBeLessThan(2000);
+		expect(releasedAt - Date.parse(waiter.body.finished_at ?? "")).toBeLessThan(1000);
 
 		const { events, close } = await history(socket);
 		expect(close.code).toBe(1000);
@@ -337,11 +318,39 @@ describe("waiters when the task's instance dies", () => {
 		await sleep(300); // parked in the object
 
 		await abortAllDurableObjects();
+		// The API asks a fresh instance for the rest of the wait; the alarm runs the attempt again
+		// there, and its end answers the long-poll.
 		const answer = await waiter;
-		expect(answer.res.status, answer.text.slice(0, 300)).toBeLessThan(500);
-		if (answer.res.status === 200) expect(answer.body.id).toBe(id);
-		// The task itself is recovered either way.
-		expect(await settled(id, 25)).toMatchObject({ status: "succeeded", attempts: 2 });
+		expect(answer.res.status, answer.text.slice(0, 300)).toBe(200);
+		expect(answer.body).toMatchObject({ id, status: "succeeded", attempts: 2, output: { attempt: 2 } });
+	}, 40_000);
+
+	it("a long-poll whose task object dies under both tries is answered 503 task_unavailable with Retry-After: 1", async () => {
+		const id = await createOnly({ id: newId("rel"), type: "hang", input: {}, timeout_s: 30 });
+		const waiter = getTask(id, { wait: 20 });
+		const parked = () =>
+			eventually(
+				async () =>
+					(await runInObject(env.TASKS.getByName(id), (instance) => instance.fanout.waiters.size as number)) === 1 ? true : undefined,
+				"the long-poll to be parked in the task's object",
+				5000,
+				20,
+			);
+		const kill = (why: string) => runInObject(env.TASKS.getByName(id), (_instance, state) => state.abort(why)).catch(() => undefined);
+		await parked();
+		await kill("first try");
+		// The API tries once more on a fresh instance, with the rest of the wait…
+		await parked();
+		await kill("second try");
+		// …and answers the second failure as briefly unavailable, never a bare 500.
+		const answer = await waiter;
+		expect(answer.res.status, answer.text.slice(0, 300)).toBe(503);
+		expect(answer.res.headers.get("retry-after")).toBe("1");
+		expect(errorOf(answer.body)).toMatchObject({ code: "task_unavailable" });
+		expect(answer.elapsed).toBeLessThan(15_000);
+		// The task itself is still there.
+		expect((await getTask(id)).res.status).toBe(200);
+		await call(`/v1/tasks/${id}/cancel`, { method: "POST" });
 	}, 40_000);
 });
 

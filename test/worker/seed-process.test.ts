@@ -1,15 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { PROCESS_WAIT_S, taskEnvelope, type SeedEnvelope } from "../../src/api/seed";
-import { call, getTask, settled, submitTask, type TaskView } from "./support/api";
+import { call, cancelTask, type EnvOverrides, getTask, settled, submitTask, type TaskView } from "./support/api";
 import { newId } from "./support/ids";
 
-/** POST /process with a JSON body, as the seed template's clients send it. */
-function processCall(body: unknown) {
-	return call<SeedEnvelope>("/process", {
-		method: "POST",
-		headers: { "content-type": "application/json" },
-		body: typeof body === "string" ? body : JSON.stringify(body),
-	});
+/** POST /process with a JSON body, as the seed template's clients send it (`env`: vars for this request). */
+function processCall(body: unknown, env?: EnvOverrides) {
+	return call<SeedEnvelope>(
+		"/process",
+		{
+			method: "POST",
+			headers: { "content-type": "application/json" },
+			body: typeof body === "string" ? body : JSON.stringify(body),
+		},
+		env,
+	);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -85,6 +89,35 @@ describe("POST /process (seed compatibility)", () => {
 		const { res, body } = await processCall("{oops");
 		expect(res.status).toBe(400);
 		expect(body).toMatchObject({ success: false, code: 1 });
+	});
+
+	it("a task longer than the 60 s wait: after 60 s the timeout envelope, and the task goes on", { timeout: 120_000 }, async () => {
+		const uuid = newId();
+		const { res, body, elapsed } = await processCall({ uuid, ms: 75_000 });
+		expect(res.status).toBe(200);
+		expect(body).toEqual({
+			success: false,
+			code: 1,
+			msg: `Request timeout (${PROCESS_WAIT_S}s); the task is still running: GET /v1/tasks/${uuid} has it`,
+			data: { uuid, result: "" },
+		});
+		expect(elapsed).toBeGreaterThanOrEqual(PROCESS_WAIT_S * 1000);
+		expect(elapsed).toBeLessThan(PROCESS_WAIT_S * 1000 + 5000);
+		// Unlike the seed, nothing is lost: the task runs on and is readable.
+		const task = await getTask(uuid);
+		expect(task.body).toMatchObject({ id: uuid, status: "running", input: { uuid, ms: 75_000 } });
+		expect((await cancelTask(uuid)).res.status).toBe(200);
+	});
+
+	it("a misconfigured PROCESS_TASK_TYPE is the server's fault: 500 in the envelope, nothing created", async () => {
+		const uuid = newId();
+		const { res, body } = await processCall({ uuid, ms: 10 }, { PROCESS_TASK_TYPE: "no-such-type" });
+		expect(res.status).toBe(500);
+		expect(body).toMatchObject({ success: false, code: 1, data: { uuid, result: "" } });
+		expect(body.msg).toContain('"no-such-type"');
+		expect((await getTask(uuid)).res.status).toBe(404);
+		// The same request with the type configured runs.
+		expect((await processCall({ uuid, ms: 10 })).body).toMatchObject({ success: true, data: { uuid, result: { slept_ms: 10 } } });
 	});
 
 	it("answers 409 in the envelope when the uuid exists with another body", async () => {

@@ -91,6 +91,13 @@ export function pollTask(id: string, match: (task: TaskView) => boolean, what: s
 	);
 }
 
+/** `?token=…` of a task URL from a submit response (ws: URLs too). */
+export function tokenOf(url: string): string {
+	const token = new URL(url.replace(/^ws/, "http")).searchParams.get("token");
+	if (!token) throw new Error(`no token in ${url}`);
+	return token;
+}
+
 /** Asserts nothing but the JSON error envelope's shape; returns the error for the test's own expectations. */
 export function errorOf(body: unknown): ErrorBody["error"] {
 	const error = (body as Partial<ErrorBody> | null)?.error;
