@@ -1,12 +1,21 @@
 /**
- * The TypeScript pull worker (clients/js/src/worker.ts) in Node against a real `wrangler dev`:
- * the same loop as the Python package, on the client module's HTTP helpers and error classes.
+ * The TypeScript pull worker (clients/js/src/worker.ts) in Node against a real `wrangler dev`
+ * with API keys: the same loop as the Python package, on the client module's HTTP helpers and
+ * error classes. The README's example (clients/js/examples/resize-worker.ts) runs as its own
+ * Node process and imports `edgetask/client` as a user would: the package export and the bundle
+ * `npm install` builds.
  */
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { join } from "node:path";
 import { createWorker, HttpError, PermanentError, type PullWorker } from "../../clients/js/src/index";
 import { sleep, startDevServer, tempDir, type DevServer } from "./helpers";
 import { Api } from "./pull";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const KEY = "js-worker-test-key";
 
 let server: DevServer;
 let api: Api;
@@ -17,9 +26,9 @@ beforeAll(async () => {
 	dir = await tempDir("edgetask-js-worker");
 	server = await startDevServer({
 		persistTo: join(dir.path, "state"),
-		vars: { WORKER_TYPES: JSON.stringify({ js: { lease_s: 2 }, jsdrain: { lease_s: 30 } }) },
+		vars: { WORKER_TYPES: JSON.stringify({ js: { lease_s: 2 }, jsdrain: { lease_s: 30 }, resize: { lease_s: 30 } }), API_KEYS: KEY },
 	});
-	api = new Api(server.url, null);
+	api = new Api(server.url, KEY);
 });
 
 afterAll(async () => {
@@ -27,8 +36,17 @@ afterAll(async () => {
 	await dir?.remove();
 });
 
-function start(types: Record<string, Parameters<PullWorker["task"]>[1]>, concurrency = 1): { worker: PullWorker; running: Promise<void> } {
-	const worker = createWorker({ baseUrl: server.url, concurrency, waitS: 2, log: (level, message) => logs.push(`${level} ${message}`) });
+function start(
+	types: Record<string, Parameters<PullWorker["task"]>[1]>,
+	options: { concurrency?: number; apiKey?: string } = {},
+): { worker: PullWorker; running: Promise<void> } {
+	const worker = createWorker({
+		baseUrl: server.url,
+		apiKey: options.apiKey ?? KEY,
+		concurrency: options.concurrency ?? 1,
+		waitS: 2,
+		log: (level, message) => logs.push(`${level} ${message}`),
+	});
 	for (const [type, handler] of Object.entries(types)) worker.task(type, handler);
 	return { worker, running: worker.run() };
 }
@@ -104,5 +122,62 @@ describe("TypeScript pull worker", () => {
 		);
 		expect(error).toBeInstanceOf(HttpError);
 		expect((error as HttpError).code).toBe("unknown_worker_type");
+	});
+
+	it("run() rejects with the server's 401 when the API key is wrong", async () => {
+		const { running } = start({ js: async () => null }, { apiKey: "not-the-key" });
+		const error = await running.then(
+			() => null,
+			(e: unknown) => e,
+		);
+		expect(error).toBeInstanceOf(HttpError);
+		expect((error as HttpError).status).toBe(401);
+	});
+});
+
+describe("the README's example worker (clients/js/examples/resize-worker.ts)", () => {
+	const EXAMPLE = "clients/js/examples/resize-worker.ts";
+
+	it("is shown in the README exactly as it is in the file", () => {
+		const readme = readFileSync(join(root, "README.md"), "utf8");
+		const section = readme.slice(readme.indexOf("**Node workers**"));
+		expect(section).toContain(["```ts", readFileSync(join(root, EXAMPLE), "utf8").trimEnd(), "```"].join("\n"));
+	});
+
+	it("runs as written with `edgetask/client`: output, progress, PermanentError; SIGTERM drains and exits 0", async () => {
+		// Test what ships: the bundle `edgetask/client` resolves to, built from the current source.
+		const build = spawnSync("npm", ["run", "--silent", "build"], { cwd: root, encoding: "utf8" });
+		expect(build.status, build.stderr).toBe(0);
+		const child = spawn(process.execPath, [join(root, EXAMPLE)], {
+			cwd: root,
+			env: { ...process.env, EDGETASK_URL: server.url, EDGETASK_API_KEY: KEY },
+			stdio: ["ignore", "pipe", "pipe"],
+		});
+		let output = "";
+		child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+		child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+		const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+			child.once("exit", (code, signal) => resolve({ code, signal })),
+		);
+		try {
+			const ok = await api.submit("resize", { width: 1024 }, {}, 30);
+			expect(ok.status, output).toBe(200);
+			expect(ok.body.output).toEqual({ width: 512, task: ok.body.id, attempt: 1 });
+			expect(ok.body.progress).toEqual({ percent: 100, message: "pass 3 of 3" });
+
+			const bad = await api.submit("resize", { width: 0 }, {}, 30);
+			expect(bad.body, output).toMatchObject({
+				status: "failed",
+				attempts: 1,
+				error: { code: "processor_error", message: "width must be a positive number" },
+			});
+
+			// SIGTERM: its held lease request runs out (wait_s 20), then it exits 0.
+			child.kill("SIGTERM");
+			const exit = await Promise.race([exited, sleep(40_000).then(() => null)]);
+			expect(exit, output).toEqual({ code: 0, signal: null });
+		} finally {
+			child.kill("SIGKILL");
+		}
 	});
 });

@@ -1,25 +1,5 @@
-import { HttpError } from "./errors";
+import { HttpError, RateLimitedError } from "./errors";
 import { delay, Http, type HttpOptions } from "./http";
-
-/**
- * A pull worker in TypeScript: the same loop as the Python package (clients/python), for Node
- * (≥ 20), Bun, Deno or a Worker. It leases tasks of the types it has handlers for over
- * `/v1/work`, runs them, heartbeats meanwhile and reports the outcome.
- *
- * Heartbeats run on the event loop: a handler that keeps the CPU busy without awaiting blocks
- * them, and its lease lapses (the task then runs again elsewhere). Run CPU-bound work in a
- * `worker_threads` Worker or a child process and await it, or raise the type's `lease_s`.
- *
- * @example
- * import { createWorker } from "edgetask/client";
- * const worker = createWorker({ baseUrl: "http://127.0.0.1:8787", concurrency: 2 });
- * worker.task("resize", async (input, ctx) => {
- *   ctx.progress(50, "half way");
- *   return { width: (input as { width: number }).width / 2 };
- * });
- * process.once("SIGTERM", () => void worker.stop());
- * await worker.run();
- */
 
 /** Thrown by a handler for a failure no retry can fix: the task fails at once. */
 export class PermanentError extends Error {
@@ -73,13 +53,21 @@ export interface WorkerStats {
 
 const MIN_PROGRESS_GAP_MS = 250;
 const MAX_ERROR_MESSAGE = 1000;
+/** A lease request is given up this long after its `wait_s` (a connection that went silent). */
+const LEASE_SLACK_MS = 15_000;
+/** Longest a `complete` or `fail` call may take before it is tried again. */
+const REPORT_TIMEOUT_MS = 20_000;
 
 export interface PullWorker {
 	/** Registers the handler of a task type. */
 	task(type: string, handler: TaskHandler): PullWorker;
 	/** Leases and runs tasks until `stop()`; rejects when the server refuses this worker (a bad key, an unknown type). */
 	run(): Promise<void>;
-	/** Stops leasing; running tasks finish and report; resolves when `run()` has returned. */
+	/**
+	 * Stops leasing: running tasks finish and report, and lease requests the server holds run out
+	 * (within `waitS`; what they bring is run), since a request dropped by the worker could still
+	 * be granted and its task would wait out a lease. Resolves when `run()` has returned.
+	 */
 	stop(): Promise<void>;
 	readonly stats: WorkerStats;
 }
@@ -100,6 +88,26 @@ function messageOf(e: unknown): string {
 	return text.slice(0, MAX_ERROR_MESSAGE);
 }
 
+/**
+ * A pull worker in TypeScript: the same loop as the Python package (clients/python), for Node
+ * (≥ 20) or any runtime with `fetch`. It leases tasks of the types it has handlers for over
+ * `/v1/work`, runs them, heartbeats meanwhile and reports the outcome. Held lease requests are
+ * let run out when it stops (see `stop`).
+ *
+ * Heartbeats run on the event loop: a handler that keeps the CPU busy without awaiting blocks
+ * them, and its lease lapses (the task then runs again elsewhere). Run CPU-bound work in a
+ * `worker_threads` Worker or a child process and await it, or raise the type's `lease_s`.
+ *
+ * @example
+ * import { createWorker } from "edgetask/client";
+ * const worker = createWorker({ baseUrl: "http://127.0.0.1:8787", concurrency: 2 });
+ * worker.task("resize", async (input, ctx) => {
+ *   ctx.progress(50, "half way");
+ *   return { width: (input as { width: number }).width / 2 };
+ * });
+ * process.once("SIGTERM", () => void worker.stop());
+ * await worker.run();
+ */
 export function createWorker(options: WorkerOptions): PullWorker {
 	const http = new Http({ ...options, maxRetries: 0 });
 	const concurrency = options.concurrency ?? 1;
@@ -113,17 +121,24 @@ export function createWorker(options: WorkerOptions): PullWorker {
 	const stopping = new AbortController();
 	let running: Promise<void> | null = null;
 
-	const post = <T>(path: string, json: unknown) => http.request<T>(http.url(path), { method: "POST", json, accept: [204] });
+	// Every call has a deadline: a connection that goes silent must not hold a slot (or a heartbeat) forever.
+	const post = <T>(path: string, json: unknown, timeoutMs: number) =>
+		http.request<T>(http.url(path), { method: "POST", json, accept: [204], signal: AbortSignal.timeout(timeoutMs) });
 
 	async function slot(): Promise<void> {
 		let failures = 0;
 		while (!stopping.signal.aborted) {
 			let answer;
 			try {
-				answer = await post<Lease | null>("/v1/work/lease", { types: [...handlers.keys()], worker_id: workerId, wait_s: waitS });
+				answer = await post<Lease | null>(
+					"/v1/work/lease",
+					{ types: [...handlers.keys()], worker_id: workerId, wait_s: waitS },
+					waitS * 1000 + LEASE_SLACK_MS,
+				);
 			} catch (e) {
 				if (!retryable(e)) throw e;
-				const ms = backoffMs(failures++);
+				// An overloaded server says when to come back; anything else backs off, jittered.
+				const ms = e instanceof RateLimitedError ? e.retryAfter * 1000 : backoffMs(failures++);
 				log("warn", `lease failed (${messageOf(e)}); retried after ${(ms / 1000).toFixed(1)} s`);
 				await delay(ms, stopping.signal).catch(() => undefined);
 				continue;
@@ -142,6 +157,8 @@ export function createWorker(options: WorkerOptions): PullWorker {
 		let timer: ReturnType<typeof setTimeout> | null = null;
 		let beating: Promise<void> = Promise.resolve();
 		const intervalMs = Math.max(100, lease.heartbeat_s * 1000);
+		// A stuck heartbeat must not outlive the lease: give up on it in time to send the next.
+		const heartbeatTimeoutMs = Math.max(2000, Math.min(10_000, intervalMs));
 		let failures = 0;
 
 		const schedule = (ms: number) => {
@@ -153,10 +170,14 @@ export function createWorker(options: WorkerOptions): PullWorker {
 			const progress = pending;
 			pending = null;
 			try {
-				const answer = await post<{ expires_at: string; cancel_requested: boolean }>(`${base}/heartbeat`, {
-					token: lease.token,
-					...(progress ? { progress } : {}),
-				});
+				const answer = await post<{ expires_at: string; cancel_requested: boolean }>(
+					`${base}/heartbeat`,
+					{
+						token: lease.token,
+						...(progress ? { progress } : {}),
+					},
+					heartbeatTimeoutMs,
+				);
 				failures = 0;
 				lastSent = Date.now();
 				if (answer.body.cancel_requested) {
@@ -222,8 +243,8 @@ export function createWorker(options: WorkerOptions): PullWorker {
 			}
 			for (let failures = 0; ; failures++) {
 				try {
-					if ("output" in outcome) await post(`${base}/complete`, { token: lease.token, output: outcome.output });
-					else await post(`${base}/fail`, { token: lease.token, error: outcome.error, retryable: outcome.retryable });
+					if ("output" in outcome) await post(`${base}/complete`, { token: lease.token, output: outcome.output }, REPORT_TIMEOUT_MS);
+					else await post(`${base}/fail`, { token: lease.token, error: outcome.error, retryable: outcome.retryable }, REPORT_TIMEOUT_MS);
 					if ("output" in outcome) stats.succeeded++;
 					else stats.failed++;
 					log(
