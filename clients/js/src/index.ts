@@ -26,4 +26,6 @@ export type { Client, ClientOptions, RunOptions, SubmitOptions, Transport, Typed
 export { EdgetaskError, HttpError, RateLimitedError, TaskCanceledError, TaskFailedError, TaskTimeoutError } from "./errors";
 export type { TaskLocation, TaskRef } from "./http";
 export type { ConnectSocket, WebSocketConstructor, WebSocketLike } from "./socket";
+export { createWorker, PermanentError } from "./worker";
+export type { Lease, PullWorker, TaskHandler, WorkContext, WorkerOptions, WorkerStats } from "./worker";
 export * from "./types";
