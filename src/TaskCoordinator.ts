@@ -1,10 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { settings, type Settings } from "./config";
+import { ConfigError, settings, type Settings } from "./config";
 import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { attemptFailure, findProcessor, PermanentError, type Processor } from "./processors";
+import { rankOf } from "./scheduling/rank";
+import { TaskSlot } from "./scheduling/taskSlot";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
@@ -17,10 +19,11 @@ import {
 	type TaskRecord,
 	type TaskSpec,
 	type TaskStatus,
+	withSchedulingDefaults,
 } from "./task/model";
 import { Throttle } from "./task/throttle";
 import { WebhookOutbox } from "./webhooks/outbox";
-import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, rankOf, type LeaseGrant } from "./workers/lease";
+import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, type LeaseGrant } from "./workers/lease";
 import type { HeartbeatOutcome, LeaseOutcome } from "./workers/outcomes";
 import { WORK_LANE } from "./workers/WorkLane";
 
@@ -74,7 +77,8 @@ type AttemptResult =
  *
  * The single alarm is always set to the earliest deadline, derived from the stored state:
  * - queued, message not yet delivered → `recoverAt` (the message was lost: send it again);
- * - queued, delivered → `runAfter` (start it; later than now only when backing off a retry);
+ * - queued, delivered → `runAfter` (start it: its `run_at`, the end of a retry's backoff, or
+ *   for a task in its lane's line, when to ask the lane again: the lane pushes the slot itself);
  * - running → now (adopt the attempt, or detect that it was lost);
  * - terminal → `expiresAt` (delete everything the task stored);
  * - and the next webhook retry, if one is pending.
@@ -105,6 +109,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
 	private queuePosition: number | null = null;
 	private readonly files: TaskFiles;
+	/** The task's side of its lane: slots for limited types (scheduling/). */
+	private readonly slot: TaskSlot;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -112,6 +118,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.fanout = new Fanout(ctx, env);
 		this.files = new TaskFiles(ctx.storage.sql, env);
 		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
+		this.slot = new TaskSlot(ctx, env);
 		this.webhooks = new WebhookOutbox({
 			record: () => this.record,
 			event: (seq) => {
@@ -156,7 +163,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 			dispatched: false,
 			recoverAt: now + this.cfg.queuedRecoveryS * 1000,
 			recoveries: 0,
-			runAfter: 0,
+			runAfter: now + (spec.delayS ?? 0) * 1000,
+			runAt: now + (spec.delayS ?? 0) * 1000,
+			lane: null,
+			laneState: "out",
+			queuePosition: null,
 			expiresAt: null,
 			version: 0,
 			healthShard: this.health.shardForNewTask(),
@@ -164,7 +175,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 			webhookOutbox: [],
 			webhookLog: [],
 		};
-		await this.save("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
+		const createdAt = new Date(now).toISOString();
+		const runAt = new Date(this.record.runAt).toISOString();
+		await this.save("queued", { status: "queued", priority: spec.priority, created_at: createdAt, run_at: runAt });
 		return { outcome: "created", task: this.task() };
 	}
 
@@ -176,9 +189,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	async submit(spec: TaskSpec, waitMs: number): Promise<{ outcome: CreateOutcome; task: Task }> {
 		const { outcome } = await this.create(spec);
 		if (outcome === "created" && this.record?.pull) {
-			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once.
+			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once
+			// (after its delay_s: the alarm at runAfter offers it then).
 			this.record.dispatched = true;
-			await this.offer(this.record);
+			if (Date.now() >= this.record.runAfter) await this.offer(this.record);
+			else await this.save();
 		} else if (outcome === "created") {
 			const message: TaskMessage = { id: spec.id, reason: "submit" };
 			try {
@@ -210,11 +225,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return "gated";
 		}
 		// Starting stores `dispatched` with the running state; a gated task stores it now.
-		if (this.mayStart(r)) {
+		const position = r.queuePosition;
+		if (await this.mayStart(r)) {
 			void this.startAttempt(r);
 			return "started";
 		}
-		await this.save();
+		await this.saveWaiting(r, position);
 		return "gated";
 	}
 
@@ -252,6 +268,35 @@ export class TaskCoordinator extends DurableObject<Env> {
 		});
 	}
 
+	// ---- RPC: called by the task's lane (scheduling/Scheduler.ts) ----
+
+	/**
+	 * The lane gives this task a slot, or checks that it still holds one. True: it holds it (it
+	 * was waiting and starts now, or its attempt runs in this instance). False: the slot goes to
+	 * the next task (the task ended, was canceled, backs off, or its attempt died with an earlier
+	 * instance, which is handled here and now).
+	 */
+	async slotOffered(lane: string): Promise<boolean> {
+		const r = this.record;
+		if (!r || isTerminal(r.status) || r.lane !== lane) return false;
+		if (this.inFlight) return true;
+		if (r.status === "running") {
+			await this.attemptLost(r);
+			return false;
+		}
+		if (!this.slot.takesOffered(r, lane)) return false;
+		void this.startAttempt(r);
+		return true;
+	}
+
+	/** The lane says where the task now stands in line; subscribers get a `queued` event. False: stop telling. */
+	async queuePositionChanged(lane: string, position: number): Promise<boolean> {
+		const r = this.record;
+		if (!r || r.status !== "queued" || r.lane !== lane || r.laneState !== "waiting") return false;
+		if (this.slot.heard(r, position)) this.commit("queued", { queue_position: position });
+		return this.fanout.hasSubscribers() || this.followers().size > 0;
+	}
+
 	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
 	private catchUp(after: number | null): TaskEvent[] {
 		const r = this.record;
@@ -267,6 +312,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | "unknown" | "ended"> {
 		if (!this.record) return "unknown";
+		await this.slot.refresh(this.record, true);
 		const events = this.catchUp(after);
 		const ended = isTerminal(this.record.status);
 		if (ended && events.length === 0) return "ended";
@@ -283,6 +329,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY) WITHOUT ROWID");
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 			followers.add(hub);
+			await this.slot.refresh(r, true);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
 	}
@@ -298,6 +345,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
 		}
 		const after = new URL(request.url).searchParams.get("after");
+		await this.slot.refresh(this.record, true);
 		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)), isTerminal(this.record.status));
 	}
 
@@ -336,9 +384,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		} else if (r.status === "running") {
 			await this.attemptLost(r);
 		} else if (r.dispatched) {
-			if (now >= r.runAfter && this.mayStart(r)) {
+			const position = r.queuePosition;
+			if (now >= r.runAfter && (await this.mayStart(r))) {
 				await this.adoptAttempt(this.startAttempt(r));
-			} else await this.schedule();
+			} else await this.saveWaiting(r, position);
 		} else if (now >= r.recoverAt) {
 			await this.resend(r);
 		} else {
@@ -347,11 +396,34 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	/**
-	 * The one place that decides whether a delivered task may start now. Today every task may;
-	 * per-type concurrency limits and priorities gate here.
+	 * The one place that decides whether a delivered task may start now: not before `runAfter`
+	 * (its `run_at`, a retry's backoff), and for a type or origin with a concurrency limit only
+	 * with a slot of its lane (scheduling/). Without a free slot it waits in line; the lane then
+	 * pushes the slot to `slotOffered`. Types without a limit never call a lane.
 	 */
-	private mayStart(_r: TaskRecord): boolean {
-		return true;
+	private async mayStart(r: TaskRecord): Promise<boolean> {
+		if (Date.now() < r.runAfter) return false;
+		let granted: boolean;
+		try {
+			granted = await this.slot.acquire(r, this.fanout.hasSubscribers() || this.followers().size > 0);
+		} catch (e) {
+			if (!(e instanceof ConfigError)) throw e;
+			// Limits that no longer parse (changed since submit): fail clearly rather than wait forever.
+			await this.finish(r.attempts, "failed", { error: { code: "invalid_config", message: e.message } });
+			return false;
+		}
+		// The lane answers asynchronously: a cancel or a pushed slot may have moved the task on.
+		return granted && this.record === r && r.status === "queued" && !this.inFlight;
+	}
+
+	/** A delivered task that may not start yet: store where it stands (a `queued` event if its place changed). */
+	private async saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void> {
+		if (this.record !== r || r.status !== "queued") return;
+		if (r.laneState === "waiting" && r.queuePosition !== null && r.queuePosition !== positionBefore) {
+			await this.save("queued", { queue_position: r.queuePosition });
+		} else {
+			await this.save();
+		}
 	}
 
 	/** Starts an attempt in this instance; the alarm handler adopts it (see the class comment). */
@@ -402,7 +474,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.startedAt = started;
 		r.progress = null;
 		const attempt = r.attempts;
-		this.commit("running", { status: "running", attempts: attempt, started_at: new Date(started).toISOString() });
+		const running: Partial<Task> = { status: "running", attempts: attempt, started_at: new Date(started).toISOString() };
+		if (r.laneState === "holding") running.queue_position = null;
+		this.commit("running", running);
 		// Moving the alarm need not delay the start: it runs alongside the attempt.
 		const scheduled = this.schedule();
 		const result = await this.execute(processor, r, attempt);
@@ -493,6 +567,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.progress = null;
 		r.offered = false;
 		r.runAfter = Date.now() + (retryAfterMs ?? retryBackoffMs(r.attempts));
+		// The slot is given back while it backs off; it asks again at runAfter, with its old place.
+		this.slot.release(r);
 		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
 
@@ -506,6 +582,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.error = fields.error ?? null;
 		r.finishedAt = now;
 		r.expiresAt = now + r.ttlS * 1000;
+		this.slot.release(r);
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
 		const task = this.task();
 		this.commit(status, {
@@ -734,7 +811,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.queuePosition = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
 				id: r.id,
 				type: r.type,
-				rank: rankOf(r.createdAt, r.priority, this.env),
+				rank: rankOf(r.runAt, r.priority, this.cfg.priorityOffsetS),
 			});
 			offered = true;
 		} catch (e) {
@@ -766,9 +843,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return this.leaseProgress.throttle;
 	}
 
-	/** The task, with its queue position when it is a pull task waiting for a worker. */
+	/** The task, with its queue position made current: from its slot lane, or the work lane for a pull task. */
 	private async taskWithPosition(): Promise<Task> {
 		const r = this.record;
+		if (r) await this.slot.refresh(r, false);
 		if (!r?.pull) return this.task();
 		let position: number | null = null;
 		if (r.status === "queued" && r.offered) {
@@ -797,9 +875,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (type && data) {
 			r.eventSeq += 1;
 			event = { task_id: r.id, seq: r.eventSeq, type, at: new Date().toISOString(), data };
-			// Only the latest progress is worth replaying to a subscriber that resumes.
-			if (type === "progress") this.sql.exec("DELETE FROM events WHERE type = 'progress'");
-			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, type, JSON.stringify(event));
+			// Only the latest progress and queue position are worth replaying to a subscriber that resumes.
+			const kind = type === "queued" && !("status" in data) ? "queue_position" : type;
+			if (kind === "progress" || kind === "queue_position") this.sql.exec("DELETE FROM events WHERE type = ?", kind);
+			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, ?, ?)", event.seq, kind, JSON.stringify(event));
 			wantsWebhook = this.webhooks.add(r, event);
 		}
 		this.persist();
@@ -849,7 +928,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const exists = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task'").toArray().length > 0;
 		if (!exists) return null;
 		const row = this.sql.exec<{ record: string }>("SELECT record FROM task LIMIT 1").toArray()[0];
-		return row ? (JSON.parse(row.record) as TaskRecord) : null;
+		return row ? withSchedulingDefaults(JSON.parse(row.record) as TaskRecord) : null;
 	}
 
 	/** Writes the record (synchronous SQLite; the output gate holds replies until it is durable). */

@@ -7,6 +7,8 @@ export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const MAX_WAIT_S = 60;
 /** Longest deadline for one attempt: the run happens in an alarm, which may last 15 minutes. */
 export const MAX_TIMEOUT_S = 900;
+/** Longest `delay_s`: a day. */
+export const MAX_DELAY_S = 86_400;
 
 /** Body of `POST /v1/tasks`. Unknown fields are refused so typos do not pass silently. */
 export const SubmitBody = z.strictObject({
@@ -15,6 +17,8 @@ export const SubmitBody = z.strictObject({
 	id: z.string().regex(TASK_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -").optional(),
 	priority: z.enum(PRIORITIES).default("normal"),
 	timeout_s: z.number().positive().max(MAX_TIMEOUT_S).optional(),
+	/** Seconds before the task may start (at most a day). */
+	delay_s: z.number().min(0).max(MAX_DELAY_S).optional(),
 	ttl_s: z
 		.number()
 		.positive()

@@ -1,0 +1,61 @@
+/**
+ * The tasks holding one lane's slots. A slot is a lease: the lane asks each holder every
+ * `LEASE_CHECK_MS` whether it still runs (`slotOffered` on the task's object), and a holder
+ * that does not (its instance died, it ended and its release was lost, its object is gone)
+ * loses the slot. Holders are stored; when each was last confirmed is kept in memory only, so a
+ * fresh lane instance simply checks every holder at its next alarm.
+ */
+export class SlotLeases {
+	private readonly confirmedAt = new Map<string, number>();
+	private count: number;
+
+	constructor(private readonly sql: SqlStorage) {
+		sql.exec("CREATE TABLE IF NOT EXISTS holders (task_id TEXT PRIMARY KEY, granted_at INTEGER NOT NULL) WITHOUT ROWID");
+		this.count = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM holders").one().n;
+	}
+
+	get size(): number {
+		return this.count;
+	}
+
+	has(taskId: string): boolean {
+		return this.sql.exec("SELECT 1 FROM holders WHERE task_id = ?", taskId).toArray().length > 0;
+	}
+
+	/** Gives `taskId` a slot; it counts as confirmed until its first check is due. */
+	grant(taskId: string, now: number): void {
+		const inserted = this.sql.exec("INSERT OR IGNORE INTO holders (task_id, granted_at) VALUES (?, ?)", taskId, now).rowsWritten;
+		if (inserted > 0) this.count += 1;
+		this.confirmedAt.set(taskId, now);
+	}
+
+	/** Frees `taskId`'s slot; false if it held none. */
+	free(taskId: string): boolean {
+		this.confirmedAt.delete(taskId);
+		const removed = this.sql.exec("DELETE FROM holders WHERE task_id = ?", taskId).rowsWritten > 0;
+		if (removed) this.count -= 1;
+		return removed;
+	}
+
+	/** The holder said it still runs. */
+	confirmed(taskId: string, now: number): void {
+		if (this.has(taskId)) this.confirmedAt.set(taskId, now);
+	}
+
+	/** The holder could not be reached: check it again at the next alarm. */
+	unconfirmed(taskId: string): void {
+		this.confirmedAt.delete(taskId);
+	}
+
+	/** Holders not confirmed within `leaseMs` (all of them, in a fresh instance). */
+	due(now: number, leaseMs: number): string[] {
+		return this.ids().filter((id) => (this.confirmedAt.get(id) ?? -Infinity) + leaseMs <= now);
+	}
+
+	ids(): string[] {
+		return this.sql
+			.exec<{ task_id: string }>("SELECT task_id FROM holders ORDER BY granted_at")
+			.toArray()
+			.map((row) => row.task_id);
+	}
+}
