@@ -111,6 +111,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private readonly files: TaskFiles;
 	/** The task's side of its lane: slots for limited types (scheduling/). */
 	private readonly slot: TaskSlot;
+	/** `queued` events for position changes, at most PROGRESS_EVENTS_PER_S like progress. */
+	private readonly positionEvents = new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushPosition());
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -293,8 +295,13 @@ export class TaskCoordinator extends DurableObject<Env> {
 	async queuePositionChanged(lane: string, position: number): Promise<boolean> {
 		const r = this.record;
 		if (!r || r.status !== "queued" || r.lane !== lane || r.laneState !== "waiting") return false;
-		if (this.slot.heard(r, position)) this.commit("queued", { queue_position: position });
+		if (this.slot.heard(r, position)) this.positionEvents.changed();
 		return this.fanout.hasSubscribers() || this.followers().size > 0;
+	}
+
+	private flushPosition(): void {
+		const r = this.record;
+		if (r?.status === "queued" && r.laneState === "waiting") this.commit("queued", { queue_position: r.queuePosition });
 	}
 
 	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
@@ -420,6 +427,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private async saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void> {
 		if (this.record !== r || r.status !== "queued") return;
 		if (r.laneState === "waiting" && r.queuePosition !== null && r.queuePosition !== positionBefore) {
+			this.positionEvents.sentElsewhere();
 			await this.save("queued", { queue_position: r.queuePosition });
 		} else {
 			await this.save();

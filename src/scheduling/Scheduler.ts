@@ -180,19 +180,25 @@ export class Scheduler extends DurableObject<Env> {
 
 	// ---- leases: the alarm checks every holder ----
 
+	/**
+	 * Checks the holders. The alarm is set for when the longest-unconfirmed holder's lease runs
+	 * out, so no holder goes unchecked longer than LEASE_CHECK_MS; each alarm also checks those
+	 * past half their lease, so alarms come at most about twice per lease however many hold.
+	 */
 	override async alarm(): Promise<void> {
 		this.alarmAt = null;
-		const due = this.slots.due(Date.now(), LEASE_CHECK_MS);
+		const due = this.slots.confirmedBefore(Date.now() - LEASE_CHECK_MS / 2);
 		await Promise.all(due.map((taskId) => this.offer(taskId)));
 		await this.ensureAlarm();
 	}
 
-	/** While any slot is held, the alarm is set for the next check. */
+	/** While any slot is held, the alarm is set for the next lease to run out. */
 	private async ensureAlarm(): Promise<void> {
-		if (this.slots.size === 0) return;
+		const oldest = this.slots.oldestConfirmation(Date.now());
+		if (oldest === null) return;
+		const at = oldest + LEASE_CHECK_MS;
 		this.alarmAt ??= await this.ctx.storage.getAlarm();
-		if (this.alarmAt !== null) return;
-		const at = Date.now() + LEASE_CHECK_MS;
+		if (this.alarmAt !== null && this.alarmAt <= at) return;
 		this.alarmAt = at;
 		await this.ctx.storage.setAlarm(at);
 	}

@@ -47,9 +47,17 @@ export class SlotLeases {
 		this.confirmedAt.delete(taskId);
 	}
 
-	/** Holders not confirmed within `leaseMs` (all of them, in a fresh instance). */
-	due(now: number, leaseMs: number): string[] {
-		return this.ids().filter((id) => (this.confirmedAt.get(id) ?? -Infinity) + leaseMs <= now);
+	/** Holders last confirmed at or before `before` (all of them, in a fresh instance). */
+	confirmedBefore(before: number): string[] {
+		return this.ids().filter((id) => (this.confirmedAt.get(id) ?? -Infinity) <= before);
+	}
+
+	/** When the holder confirmed longest ago was confirmed (now, if one never was in this instance); null when none. */
+	oldestConfirmation(now: number): number | null {
+		if (this.count === 0) return null;
+		let oldest = now;
+		for (const id of this.ids()) oldest = Math.min(oldest, this.confirmedAt.get(id) ?? now);
+		return oldest;
 	}
 
 	ids(): string[] {
