@@ -8,7 +8,7 @@ import { cancelTask, errorOf, getTask, submitTask } from "./support/api";
 import { newId } from "./support/ids";
 
 describe("delay_s", () => {
-	it.each([
+	it.each<[unknown, string]>([
 		[-1, "below 0"],
 		[86_400.5, "above a day"],
 		["10", "a string"],
