@@ -32,6 +32,11 @@ export interface LimitedResult {
 	/** For each task that waited: its start minus the moment the slot it took was freed. */
 	startDelay: Summary;
 	over200: number;
+	/** Where the wall time went, from t0 (the first submission): first start, last end, last answer. */
+	firstStartMs: number;
+	lastFinishMs: number;
+	/** Each task's own run time (run_ms: its sleep plus the attempt's own overhead). */
+	runMs: Summary;
 }
 
 /** Most intervals [started, finished) open at one instant (an end at the same ms as a start is no overlap). */
@@ -77,13 +82,22 @@ export async function runLimited(
 	const wallMs = epochNow() - t0;
 	const errors: string[] = [];
 	const tasks: TaskTimes[] = [];
+	const runs: number[] = [];
 	for (const a of answers) {
-		const t = a.json as { id?: string; status?: string; created_at?: string; started_at?: string; finished_at?: string } | null;
+		const t = a.json as {
+			id?: string;
+			status?: string;
+			created_at?: string;
+			started_at?: string;
+			finished_at?: string;
+			metrics?: { run_ms?: number };
+		} | null;
 		if (a.status !== 200 || t?.status !== "succeeded" || !t.started_at || !t.finished_at || !t.created_at || !t.id) {
 			errors.push(`HTTP ${a.status} ${t?.status ?? a.error ?? ""}`.trim());
 			continue;
 		}
 		tasks.push({ id: t.id, created: Date.parse(t.created_at), started: Date.parse(t.started_at), finished: Date.parse(t.finished_at) });
+		runs.push(t.metrics?.run_ms ?? NaN);
 	}
 	const delays = startDelays(tasks, limit);
 	return {
@@ -96,6 +110,9 @@ export async function runLimited(
 		maxRunning: maxRunning(tasks),
 		startDelay: summarize(delays),
 		over200: delays.filter((d) => d > 200).length,
+		firstStartMs: Math.min(...tasks.map((t) => t.started)) - t0,
+		lastFinishMs: Math.max(...tasks.map((t) => t.finished)) - t0,
+		runMs: summarize(runs),
 	};
 }
 

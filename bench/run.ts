@@ -927,7 +927,7 @@ async function main() {
 			await runEchoBurst(limitedServer.url, auth, COUNTS.warmup, 10);
 			const limited = await runLimited(limitedServer.url, auth, limit, n, ms);
 			console.log(
-				`  limited: wall ${fmt(limited.wallMs)} ms (ideal ${fmt(limited.idealMs)}), at most ${limited.maxRunning} running, start delay after a slot freed ${s(limited.startDelay)}, over 200 ms: ${limited.over200}, errors ${limited.errors.length} ${limited.errors.slice(0, 3).join("; ")}`,
+				`  limited: wall ${fmt(limited.wallMs)} ms (ideal ${fmt(limited.idealMs)}), at most ${limited.maxRunning} running, start delay after a slot freed ${s(limited.startDelay)}, over 200 ms: ${limited.over200}; first start at ${fmt(limited.firstStartMs)} ms, last end at ${fmt(limited.lastFinishMs)} ms, run_ms ${s(limited.runMs)}; errors ${limited.errors.length} ${limited.errors.slice(0, 3).join("; ")}`,
 			);
 			await settle();
 			const free = await runEchoBurst(all.edgetask.server.url, auth, COUNTS.lane, 100);

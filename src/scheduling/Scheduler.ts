@@ -92,6 +92,11 @@ export class Scheduler extends DurableObject<Env> {
 		}
 		if (this.waiting.has(req.taskId)) {
 			if (req.watched) this.waiting.setWatched(req.taskId, true);
+		} else if (this.waiting.size === 0 && this.slots.size < this.limit) {
+			// Nobody waits and a slot is free: one write (the holder), not a pass through the line.
+			this.slots.grant(req.taskId, Date.now());
+			this.ctx.waitUntil(this.ensureAlarm());
+			return { granted: true };
 		} else {
 			this.waiting.add(req.taskId, req.rank, req.watched);
 		}
