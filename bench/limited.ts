@@ -8,8 +8,9 @@
  *            over 200 ms), from the tasks' own timestamps. Also checks the limit held.
  *   lane     2,000 no-op tasks (`echo`) at concurrency 100 through a lane whose limit is never
  *            reached (every task asks its lane for a slot and gives it back: 2 lane calls each),
- *            against the same burst of an unlimited type in the same run: what the limiter costs
- *            per task, and how many calls a second one lane object served meanwhile.
+ *            against the same burst of an unlimited no-op type (`flaky` failing 0 times, 0 ms) on
+ *            the same server, alternating: what the limiter costs per task, and how many calls a
+ *            second one lane object served meanwhile.
  */
 import { epochNow, runPool, summarize, timedPost, type Summary } from "./lib.ts";
 
@@ -124,11 +125,23 @@ export interface BurstResult {
 	errors: number;
 }
 
-/** `n` echo tasks at `conc`, each waited for (`Prefer: wait=60`): tasks/s. */
-export async function runEchoBurst(base: string, headers: Record<string, string>, n: number, conc: number): Promise<BurstResult> {
+/** A no-op task that goes through a lane (`echo`, limited far above any load) or none (`flaky`, unlimited). */
+export const NO_OP = {
+	lane: (i: number) => ({ type: "echo", input: i }),
+	free: () => ({ type: "flaky", input: { fail_times: 0, ms: 0 } }),
+};
+
+/** `n` no-op tasks at `conc`, each waited for (`Prefer: wait=60`): tasks/s. */
+export async function runBurst(
+	base: string,
+	headers: Record<string, string>,
+	n: number,
+	conc: number,
+	body: (i: number) => unknown,
+): Promise<BurstResult> {
 	const t0 = performance.now();
 	const { results } = await runPool(n, conc, 300_000, (i) =>
-		timedPost(`${base}/v1/tasks`, JSON.stringify({ type: "echo", input: i }), { prefer: "wait=60", ...headers }, 70_000),
+		timedPost(`${base}/v1/tasks`, JSON.stringify(body(i)), { prefer: "wait=60", ...headers }, 70_000),
 	);
 	const wallMs = performance.now() - t0;
 	const ok = results.filter((r) => r.status === 200 && (r.json as { status?: string } | null)?.status === "succeeded").length;

@@ -62,7 +62,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer, type DevServer } from "../scripts/devServer.ts";
 import { runF1, runI1, type F1Result, type I1Result } from "./files.ts";
-import { runEchoBurst, runLimited, type BurstResult, type LimitedResult } from "./limited.ts";
+import { NO_OP, runBurst, runLimited, type BurstResult, type LimitedResult } from "./limited.ts";
 import { describeL1, l1Defaults, runL1, type L1Result } from "./live.ts";
 import { describeOrigin, ORIGIN_DEFAULTS, runOrigin, startBenchOrigin, type BenchOrigin, type OriginResult } from "./origin.ts";
 import {
@@ -914,27 +914,40 @@ async function main() {
 		if (opts.workloads.includes("limited") && all.edgetask && targets.includes(all.edgetask)) {
 			const { limit, n, ms } = LIMITED;
 			console.log(
-				`limited: a second edgetask with CONCURRENCY {"sleep": ${limit}, "echo": 1000000}: ${n} × sleep ${ms} at once; ${COUNTS.lane} × echo through the lane vs unlimited echo (first server), conc 100`,
+				`limited: a second edgetask with CONCURRENCY {"sleep": ${limit}, "echo": 1000000}: ${n} × sleep ${ms} at once; ${COUNTS.lane} no-op tasks at conc 100 through a lane (echo) and without (flaky, 0 failures, 0 ms), alternating twice`,
 			);
 			const limitedServer = await startDevServer({
 				config: snap.config,
 				persistTo: join(stateDir, "edgetask-limited"),
-				vars: { API_KEYS: API_KEY, ...opts.edgeVars, CONCURRENCY: JSON.stringify({ sleep: limit, echo: 1_000_000 }) },
+				vars: {
+					API_KEYS: API_KEY,
+					...opts.edgeVars,
+					CONCURRENCY: JSON.stringify({ sleep: limit, echo: 1_000_000 }),
+					// flaky with 0 failures and 0 ms is the unlimited no-op to compare with.
+					ENABLE_FAULT_PROCESSORS: "true",
+				},
 				readyTimeoutMs: 120_000,
 			});
 			servers.push(limitedServer);
 			const auth = { authorization: `Bearer ${API_KEY}` };
-			await runEchoBurst(limitedServer.url, auth, COUNTS.warmup, 10);
+			await runBurst(limitedServer.url, auth, COUNTS.warmup, 10, NO_OP.lane);
+			await runBurst(limitedServer.url, auth, COUNTS.warmup, 10, NO_OP.free);
 			const limited = await runLimited(limitedServer.url, auth, limit, n, ms);
 			console.log(
 				`  limited: wall ${fmt(limited.wallMs)} ms (ideal ${fmt(limited.idealMs)}), at most ${limited.maxRunning} running, start delay after a slot freed ${s(limited.startDelay)}, over 200 ms: ${limited.over200}; first start at ${fmt(limited.firstStartMs)} ms, last end at ${fmt(limited.lastFinishMs)} ms, run_ms ${s(limited.runMs)}; errors ${limited.errors.length} ${limited.errors.slice(0, 3).join("; ")}`,
 			);
 			await settle();
-			const free = await runEchoBurst(all.edgetask.server.url, auth, COUNTS.lane, 100);
-			await settle();
-			const lane = await runEchoBurst(limitedServer.url, auth, COUNTS.lane, 100);
+			const free: BurstResult[] = [];
+			const lane: BurstResult[] = [];
+			for (let round = 0; round < 2; round++) {
+				free.push(await runBurst(limitedServer.url, auth, COUNTS.lane, 100, NO_OP.free));
+				await settle();
+				lane.push(await runBurst(limitedServer.url, auth, COUNTS.lane, 100, NO_OP.lane));
+				await settle();
+			}
+			const list = (rs: BurstResult[]) => rs.map((r) => `${fmt(r.tasksPerS)}${r.errors ? ` (${r.errors} errors)` : ""}`).join(", ");
 			console.log(
-				`  lane: ${COUNTS.lane} × echo: unlimited ${fmt(free.tasksPerS)} tasks/s (errors ${free.errors}); through a lane ${fmt(lane.tasksPerS)} tasks/s (errors ${lane.errors}) = ${fmt(2 * lane.tasksPerS)} lane calls/s`,
+				`  lane: ${COUNTS.lane} no-op tasks: unlimited ${list(free)} tasks/s; through a lane ${list(lane)} tasks/s = ${list(lane.map((r) => ({ ...r, tasksPerS: 2 * r.tasksPerS })))} lane calls/s`,
 			);
 			results.limited = { edgetask: { limited, free, lane } };
 		}
@@ -1382,7 +1395,7 @@ async function main() {
 		}
 		const digits = (r: Row) => (/÷/.test(r.metric) ? 3 : /count|errors|ok|alive/.test(r.metric) ? 0 : 1);
 
-		const lim = results.limited?.edgetask as { limited: LimitedResult; free: BurstResult; lane: BurstResult } | undefined;
+		const lim = results.limited?.edgetask as { limited: LimitedResult; free: BurstResult[]; lane: BurstResult[] } | undefined;
 		if (lim) {
 			const ln = `limited (limit ${LIMITED.limit}, ${LIMITED.n} × ${LIMITED.ms} ms)`;
 			add(ln, "wall time, ms", { edgetask: lim.limited.wallMs }, "≤ 5500", (v) => v <= 5500);
@@ -1391,10 +1404,12 @@ async function main() {
 			add(ln, "start delay after a slot freed p99, ms", { edgetask: lim.limited.startDelay.p99 }, "—", null);
 			add(ln, "start delay after a slot freed max, ms", { edgetask: lim.limited.startDelay.max }, "≤ 200", (v) => v <= 200);
 			add(ln, "errors", { edgetask: lim.limited.errors.length }, "0", (v) => v === 0);
-			const lw = `lane (${lim.lane.n} × echo, conc ${lim.lane.conc})`;
-			add(lw, "unlimited type, tasks/s", { edgetask: lim.free.tasksPerS }, "—", null);
-			add(lw, "through a lane (limit never reached), tasks/s", { edgetask: lim.lane.tasksPerS }, "—", null);
-			add(lw, "lane calls/s served by one lane object", { edgetask: 2 * lim.lane.tasksPerS }, "—", null);
+			const best = (rs: BurstResult[]) => Math.max(...rs.map((r) => r.tasksPerS));
+			const lw = `lane (${COUNTS.lane} no-op tasks, conc 100, best of 2)`;
+			add(lw, "unlimited type, tasks/s", { edgetask: best(lim.free) }, "—", null);
+			add(lw, "through a lane (limit never reached), tasks/s", { edgetask: best(lim.lane) }, "—", null);
+			add(lw, "lane calls/s served by one lane object", { edgetask: 2 * best(lim.lane) }, "—", null);
+			add(lw, "errors", { edgetask: [...lim.free, ...lim.lane].reduce((a, r) => a + r.errors, 0) }, "0", (v) => v === 0);
 		}
 		const table = markdownTable(rows, digits);
 		const foreignMax = Math.max(0, ...Object.values(interference).map((x) => x.foreignCores));

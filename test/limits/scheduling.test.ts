@@ -296,14 +296,17 @@ describe("slots are leases", () => {
 
 describe("retries", () => {
 	it("give the slot back while backing off, then keep their place in line", async () => {
-		// flaky is limited to 1. A fails once; B and C wait behind it; all three wait behind a blocker.
-		const blocker = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 1000 } });
+		// flaky is limited to 1. A fails once; B and C wait behind it; all three wait behind a blocker
+		// that is canceled once they are in line.
+		const blocker = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 30_000 } });
 		await untilRunning([blocker]);
 		const a = await submitOne({ type: "flaky", input: { fail_times: 1, ms: 300 } });
-		const b = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 1500 } });
+		// B runs longer than A's backoff (at most 1 s), so A is back in line before B ends.
+		const b = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 3000 } });
 		const c = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 300 } });
 		await untilInLine([a, b, c]);
-		const [ta, tb, tc] = await Promise.all([settled(a, 20), settled(b, 20), settled(c, 20)]);
+		await cancelAll([blocker]);
+		const [ta, tb, tc] = await Promise.all([settled(a, 30), settled(b, 30), settled(c, 30)]);
 		expect(ta).toMatchObject({ status: "succeeded", attempts: 2 });
 		expect(tb).toMatchObject({ status: "succeeded", attempts: 1 });
 		expect(tc).toMatchObject({ status: "succeeded", attempts: 1 });
