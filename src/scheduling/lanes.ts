@@ -1,4 +1,5 @@
 import { ConfigError, concurrencyVar } from "../config";
+import { httpTaskLane } from "../origins";
 import { findProcessor } from "../processors";
 import { workerType } from "../workers/config";
 
@@ -19,6 +20,9 @@ function typeLimits(env: Env): Record<string, number> {
 	if (limits) return limits;
 	limits = concurrencyVar(env) ?? {};
 	for (const type of Object.keys(limits)) {
+		if (type === "http") {
+			throw new ConfigError("CONCURRENCY", `"http" is limited per origin: set each origin's concurrency in ORIGINS`);
+		}
 		if (workerType(env, type)) {
 			throw new ConfigError("CONCURRENCY", `"${type}" is a WORKER_TYPES type: its concurrency is how many workers lease it`);
 		}
@@ -31,17 +35,16 @@ function typeLimits(env: Env): Record<string, number> {
 /**
  * The one place that decides which lane a task waits in, or null when it never waits (its type
  * has no limit: it starts the moment its message arrives and never touches a lane object).
- * A type whose limit depends on its input names its lane itself (`Processor.lane`: an `http`
- * task waits in `origin:<name>` with the origin's `concurrency`); otherwise `CONCURRENCY` wins
- * over a processor's own `concurrency`. Pull-worker types wait in the work lane instead. Throws
- * ConfigError when CONCURRENCY (or the config a processor's lane reads) is bad: the API calls
- * this at submit, so a bad config is a clear error at first use.
+ * An `http` task waits in its origin's lane (`origin:<name>`, the origin's `concurrency`,
+ * whatever CONCURRENCY says); for other types `CONCURRENCY` wins over a processor's own
+ * `concurrency`. Pull-worker types wait in the work lane instead. Throws ConfigError when
+ * CONCURRENCY or ORIGINS is bad: the API calls this at submit, so a bad config is a clear error
+ * at first use.
  */
 export function laneOf(env: Env, type: string, input: unknown): Lane | null {
 	const limits = typeLimits(env);
 	if (workerType(env, type)) return null; // pull tasks wait in the work lane (workers/WorkLane.ts)
-	const processor = findProcessor(type, env);
-	if (processor?.lane) return processor.lane(input, env);
-	const limit = limits[type] ?? processor?.concurrency;
+	if (type === "http") return httpTaskLane(env, input);
+	const limit = limits[type] ?? findProcessor(type, env)?.concurrency;
 	return limit === undefined ? null : { lane: `type:${type}`, concurrency: limit };
 }

@@ -44,6 +44,7 @@ describe("a bad CONCURRENCY", () => {
 		['{"sleep": 0}', "sleep: must be at least 1"],
 		['{"sleep": 2', "not valid JSON"],
 		['{"slep": 2}', '"slep" is not a task type this deployment runs'],
+		['{"http": 2}', "set each origin's concurrency in ORIGINS"],
 	])("%s: every submission answers 500 invalid_config naming the var and the problem; nothing is stored", async (value, problem) => {
 		const id = newId();
 		const { res, body } = await submitTask({ id, type: "echo", input: 1 }, { env: { CONCURRENCY: value } });
