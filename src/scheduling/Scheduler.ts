@@ -3,10 +3,14 @@ import { withTimeout } from "../lib/timeout";
 import { SlotLeases } from "./slotLeases";
 import { WaitingList } from "./waitingList";
 
-/** Every holder is asked this often whether it still runs: a dead holder's slot is freed within it. */
-export const LEASE_CHECK_MS = 10_000;
-/** A holder that does not answer a check within this long is asked again at the next check. */
+/**
+ * While a task waits for the lane, every holder is asked at least this often whether it still
+ * runs: a dead holder loses its slot within it, once the slot is wanted.
+ */
+export const LEASE_CHECK_MS = 20_000;
+/** A holder that does not answer a grant or a check within this long is asked again RETRY_MS later. */
 const CHECK_TIMEOUT_MS = 5_000;
+const RETRY_MS = 2_000;
 /** Position updates of one task are pushed at most this often (like progress: 4 a second). */
 const POSITION_FLUSH_MS = 250;
 /** …and the lane spends at most about this long per second of pushes, so many watchers get fewer. */
@@ -44,9 +48,10 @@ export interface LaneState {
  * waiting task and pushes the slot to that task's object (`slotOffered`), which starts at once:
  * no polling, no queue hop. Lanes are only ever touched by tasks of limited types.
  *
- * Slots are leases, checked by the lane (see slotLeases.ts): every LEASE_CHECK_MS the alarm asks
- * each holder whether it still runs. The same call that grants a slot also checks it, so a
- * lost grant is repaired by the next check.
+ * Slots are leases, checked by the lane (see slotLeases.ts): while anyone waits, the alarm asks
+ * each holder at least every LEASE_CHECK_MS whether it still runs. Nobody waiting, nobody needs
+ * a slot back, and a lane costs nothing but its two calls per task. The same call that grants a
+ * slot also checks it, so a lost grant is repaired by asking again.
  */
 export class Scheduler extends DurableObject<Env> {
 	private readonly sql = this.ctx.storage.sql;
@@ -64,15 +69,11 @@ export class Scheduler extends DurableObject<Env> {
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sql.exec("CREATE TABLE IF NOT EXISTS lane (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
-		const meta = new Map(
-			this.sql
-				.exec<{ key: string; value: string }>("SELECT key, value FROM lane")
-				.toArray()
-				.map((row) => [row.key, row.value]),
-		);
-		this.lane = meta.get("name") ?? null;
-		this.limit = Number(meta.get("limit") ?? 1);
+		// The lane's name and latest limit, one row (the object does not know the name it is called by).
+		this.sql.exec("CREATE TABLE IF NOT EXISTS lane (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, lim INTEGER NOT NULL)");
+		const meta = this.sql.exec<{ name: string; lim: number }>("SELECT name, lim FROM lane").toArray()[0];
+		this.lane = meta?.name ?? null;
+		this.limit = meta?.lim ?? 1;
 		this.waiting = new WaitingList(this.sql);
 		this.slots = new SlotLeases(this.sql);
 	}
@@ -95,10 +96,11 @@ export class Scheduler extends DurableObject<Env> {
 		} else if (this.waiting.size === 0 && this.slots.size < this.limit) {
 			// Nobody waits and a slot is free: one write (the holder), not a pass through the line.
 			this.slots.grant(req.taskId, Date.now());
-			this.ctx.waitUntil(this.ensureAlarm());
 			return { granted: true };
 		} else {
 			this.waiting.add(req.taskId, req.rank, req.watched);
+			// A slot is wanted now: the holders' leases count from here.
+			this.ctx.waitUntil(this.ensureAlarm());
 		}
 		const mine = this.grantFreeSlots(req.taskId);
 		if (mine) return { granted: true };
@@ -145,7 +147,7 @@ export class Scheduler extends DurableObject<Env> {
 	private grantFreeSlots(caller: string | null): boolean {
 		let mine = false;
 		const now = Date.now();
-		while (this.slots.size < this.limit) {
+		while (this.waiting.size > 0 && this.slots.size < this.limit) {
 			const next = this.waiting.head();
 			if (next === null) break;
 			this.waiting.remove(next);
@@ -172,7 +174,8 @@ export class Scheduler extends DurableObject<Env> {
 			holds = await withTimeout(this.env.TASKS.getByName(taskId).slotOffered(lane), CHECK_TIMEOUT_MS, "slot check");
 		} catch (e) {
 			console.error(`lane ${lane}: task ${taskId}: ${String(e)}`);
-			this.slots.unconfirmed(taskId);
+			this.slots.unconfirmed(taskId, Date.now(), LEASE_CHECK_MS, RETRY_MS);
+			await this.ensureAlarm();
 			return;
 		}
 		if (holds) {
@@ -192,13 +195,20 @@ export class Scheduler extends DurableObject<Env> {
 	 */
 	override async alarm(): Promise<void> {
 		this.alarmAt = null;
+		if (!this.checksNeeded()) return;
 		const due = this.slots.confirmedBefore(Date.now() - LEASE_CHECK_MS / 2);
 		await Promise.all(due.map((taskId) => this.offer(taskId)));
 		await this.ensureAlarm();
 	}
 
-	/** While any slot is held, the alarm is set for the next lease to run out. */
+	/** Holders are checked only while a slot is wanted, or a grant went unanswered. */
+	private checksNeeded(): boolean {
+		return this.slots.size > 0 && (this.waiting.size > 0 || this.slots.anyUnanswered);
+	}
+
+	/** While checks are needed, the alarm is set for the next lease to run out. */
 	private async ensureAlarm(): Promise<void> {
+		if (!this.checksNeeded()) return;
 		const oldest = this.slots.oldestConfirmation(Date.now());
 		if (oldest === null) return;
 		const at = oldest + LEASE_CHECK_MS;
@@ -249,15 +259,11 @@ export class Scheduler extends DurableObject<Env> {
 
 	/** Remembers the lane's name and its latest limit (stored only when they change). */
 	private configure(lane: string, limit: number): void {
-		if (lane !== this.lane) {
-			this.lane = lane;
-			this.sql.exec("INSERT OR REPLACE INTO lane (key, value) VALUES ('name', ?)", lane);
-		}
-		if (limit !== this.limit) {
-			const raised = limit > this.limit;
-			this.limit = limit;
-			this.sql.exec("INSERT OR REPLACE INTO lane (key, value) VALUES ('limit', ?)", String(limit));
-			if (raised) this.grantFreeSlots(null);
-		}
+		if (lane === this.lane && limit === this.limit) return;
+		const raised = limit > this.limit;
+		this.lane = lane;
+		this.limit = limit;
+		this.sql.exec("INSERT OR REPLACE INTO lane (id, name, lim) VALUES (1, ?, ?)", lane, limit);
+		if (raised) this.grantFreeSlots(null);
 	}
 }

@@ -103,7 +103,7 @@ it("after a restart with both slots held, the dead holders lose their slots, the
 	for (const t of tasks.slice(0, 2)) expect(t.attempts).toBe(2);
 	for (const t of tasks.slice(2)) expect(t.attempts).toBe(1);
 	expect(maxOverlap(tasks)).toBeLessThanOrEqual(2);
-	// Within the documented bound (one lease check, 10 s) of the server being back.
+	// Within the documented bound (one lease check, 20 s) of the server being back.
 	const firstWaiterStart = Math.min(...tasks.slice(2).map((t) => Date.parse(t.started_at ?? "")));
-	expect(firstWaiterStart - readyAt).toBeLessThan(15_000);
+	expect(firstWaiterStart - readyAt).toBeLessThan(25_000);
 }, 150_000);

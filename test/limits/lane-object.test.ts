@@ -4,8 +4,9 @@
  * to an id without a task would be refused, and the slot given on); the lane is this test's own.
  */
 import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
 import { expect, it } from "vitest";
-import type { SlotRequest } from "../../src/scheduling/Scheduler";
+import { LEASE_CHECK_MS, type SlotRequest } from "../../src/scheduling/Scheduler";
 import { newId } from "../worker/support/ids";
 
 function laneStub(name: string) {
@@ -35,5 +36,22 @@ it("300 concurrent requests on a lane of 10: exactly 10 granted, the other 290 i
 	// Leaving: the line first (no slot frees, nothing is pushed), then the holders.
 	await Promise.all(state.waiting.map((w) => lane.release(name, w.taskId)));
 	await Promise.all(state.holders.map((h) => lane.release(name, h)));
+	expect(await lane.describe()).toMatchObject({ holders: [], waiting: [] });
+});
+
+it("checks its holders only while a slot is wanted: no alarm while nobody waits, one as soon as someone does", async () => {
+	const name = `type:test-${newId()}`;
+	const lane = laneStub(name);
+	const alarm = () => runInDurableObject(lane, (_instance, state) => state.storage.getAlarm());
+	const req = (taskId: string): SlotRequest => ({ lane: name, taskId, rank: 0, limit: 2, watched: false });
+	expect(await lane.acquire(req("a"))).toEqual({ granted: true });
+	expect(await lane.acquire(req("b"))).toEqual({ granted: true });
+	// Two holders and nobody waiting: nothing to check, no alarm, nothing billed.
+	expect(await alarm()).toBeNull();
+	expect(await lane.acquire(req("c"))).toEqual({ granted: false, position: 0 });
+	const at = await alarm();
+	expect(at).not.toBeNull();
+	expect((at ?? 0) - Date.now()).toBeLessThanOrEqual(LEASE_CHECK_MS);
+	for (const id of ["c", "a", "b"]) await lane.release(name, id);
 	expect(await lane.describe()).toMatchObject({ holders: [], waiting: [] });
 });
