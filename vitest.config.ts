@@ -5,29 +5,34 @@ import { KEYED_API_KEYS } from "./test/worker-keyed/keys";
 import { WORKER_WEBHOOK_SECRET } from "./test/setup/workerGlobalSetup";
 
 // Projects: `worker` runs inside workerd with the real local Queue and Durable Objects;
-// `worker-keyed` is the same runtime configured closer to a deployment (see below); `worker-load`
-// holds a thousand tasks and sockets, after the rest; `cost` runs the same worker with every billed
+// `worker-keyed` is the same runtime configured closer to a deployment (see below); `limits` is
+// the same runtime with concurrency limits on (objects read their env from here, so limited types
+// need a runtime of their own: every task of a limited type shares its lane); `worker-load` holds
+// a thousand tasks and sockets, after the rest; `cost` runs the same worker with every billed
 // operation counted (test/cost); `e2e` (and `e2e-timing`, first and alone) runs in Node and talks
 // real HTTP/WebSocket to a `wrangler dev` it starts itself.
 
-/** The worker as the `worker` and `worker-load` projects run it: the test bindings below. */
-function workerPlugin() {
+/** Bindings every in-runtime test project (worker, limits, worker-load) gets on top of wrangler.toml. */
+const testBindings = {
+	ENABLE_FAULT_PROCESSORS: "true",
+	// Auth has its own tests (with API_KEYS set per request's env).
+	AUTH_MODE: "open",
+	// Signs task tokens in every object alike (the hub checks them with its own env).
+	TOKEN_SECRET: "test-token-secret",
+	// Short enough for tests to watch recovery happen.
+	QUEUED_RECOVERY_S: "2",
+	// Webhooks go to the receiver of test/setup/workerGlobalSetup.ts, signed with a plain-string
+	// secret; retries come fast enough to watch all six attempts.
+	WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
+	WEBHOOK_RETRY_BASE_S: "0.3",
+};
+
+/** The worker in the runtime, with `bindings` on top of testBindings. */
+function runtime(bindings: Record<string, unknown> = {}) {
 	return cloudflareTest({
 		wrangler: { configPath: "./wrangler.toml" },
 		miniflare: {
-			bindings: {
-				ENABLE_FAULT_PROCESSORS: "true",
-				// Auth has its own tests (with API_KEYS set per request's env).
-				AUTH_MODE: "open",
-				// Signs task tokens in every object alike (the hub checks them with its own env).
-				TOKEN_SECRET: "test-token-secret",
-				// Short enough for tests to watch recovery happen.
-				QUEUED_RECOVERY_S: "2",
-				// Webhooks go to the receiver of test/setup/workerGlobalSetup.ts, signed with a plain-string
-				// secret; retries come fast enough to watch all six attempts.
-				WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
-				WEBHOOK_RETRY_BASE_S: "0.3",
-			},
+			bindings: { ...testBindings, ...bindings },
 			// The worker's outbound fetches: https://images.edgetask.test is served by the
 			// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
 			outboundService: imageOrigin,
@@ -39,7 +44,7 @@ export default defineConfig({
 	test: {
 		projects: [
 			{
-				plugins: [workerPlugin()],
+				plugins: [runtime()],
 				test: {
 					name: "worker",
 					include: ["test/worker/**/*.test.ts"],
@@ -49,9 +54,26 @@ export default defineConfig({
 				},
 			},
 			{
+				plugins: [
+					runtime({
+						// A table, as wrangler.toml gives it (the JSON-string form: worker/config-object-vars, e2e/limits).
+						CONCURRENCY: { sleep: 2, flaky: 1, fail: 1, hang: 1 },
+						// A head start short enough for a test to outlast it.
+						PRIORITY_OFFSET_S: "2",
+					}),
+				],
+				test: {
+					name: "limits",
+					include: ["test/limits/**/*.test.ts"],
+					testTimeout: 60_000,
+					hookTimeout: 60_000,
+					sequence: { groupOrder: 1 },
+				},
+			},
+			{
 				// The same runtime, holding a thousand tasks and sockets at once: last (groupOrder 3, after
 				// cost), so that its load slows none of the other suites.
-				plugins: [workerPlugin()],
+				plugins: [runtime()],
 				test: { name: "worker-load", include: ["test/worker-load/**/*.test.ts"], testTimeout: 300_000, sequence: { groupOrder: 3 } },
 			},
 			{

@@ -29,6 +29,10 @@
  *         (3 with --quick): MiB/s each way, sha256 checked every time.
  *   I1    image.resize of a fixed 1920×1080 JPEG to 256 px (bench/files.ts; edgetask only):
  *         resizes/s at concurrency 1 and 4 (40 each; 10 with --quick).
+ *   limited  (bench/limited.ts; edgetask only, on a second server with CONCURRENCY set) limit 4,
+ *         40 tasks of 500 ms at once: wall time and each task's start delay after its slot was
+ *         freed; and 2,000 no-op tasks through a lane whose limit is never reached, against the
+ *         same burst of an unlimited type: the limiter's cost and one lane's calls/s.
  *   soak  (--soak N) N sleep-0 tasks at concurrency 50 against edgetask; workerd RSS over time
  *         (--soak-floor: the same against floor (b), for the runtime's own growth).
  * Diagnostics (not in the main table): edgetask's server-side breakdown of its overhead, CPU
@@ -58,6 +62,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDevServer, type DevServer } from "../scripts/devServer.ts";
 import { runF1, runI1, type F1Result, type I1Result } from "./files.ts";
+import { NO_OP, runBurst, runLimited, type BurstResult, type LimitedResult } from "./limited.ts";
 import { describeL1, l1Defaults, runL1, type L1Result } from "./live.ts";
 import { describeOrigin, ORIGIN_DEFAULTS, runOrigin, startBenchOrigin, type BenchOrigin, type OriginResult } from "./origin.ts";
 import {
@@ -102,7 +107,7 @@ interface Options {
 }
 
 type TargetKey = "edgetask" | "floorA" | "floorB" | "floorDesign" | "floorStore";
-const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin", "F1", "I1"];
+const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin", "F1", "I1", "limited"];
 const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB", "floorDesign"];
 
 function parseArgs(argv: string[]): Options {
@@ -189,6 +194,7 @@ const COUNTS = opts.quick
 			origin: 40,
 			f1: 3,
 			i1: 10,
+			lane: 300,
 		}
 	: {
 			w3Rounds: 3,
@@ -204,7 +210,10 @@ const COUNTS = opts.quick
 			origin: ORIGIN_DEFAULTS.n,
 			f1: 10,
 			i1: 40,
+			lane: 2000,
 		};
+/** The "limited" workload: the issue's numbers. */
+const LIMITED = { limit: 4, n: 40, ms: 500 };
 const SOAK_CONC = 50;
 /** Per request: edgetask may hold a request for `wait=60`; nothing legitimate takes longer. */
 const REQUEST_TIMEOUT_MS = 70_000;
@@ -771,7 +780,16 @@ async function main() {
 		for (const t of targets) await warmup(t);
 		if (opts.diag && all.floorStore) await warmup(all.floorStore);
 
-		const results: Record<string, Partial<Record<TargetKey, unknown>>> = { W3: {}, c1: {}, W1: {}, W2: {}, L1: {}, F1: {}, I1: {} };
+		const results: Record<string, Partial<Record<TargetKey, unknown>>> = {
+			W3: {},
+			c1: {},
+			W1: {},
+			W2: {},
+			L1: {},
+			F1: {},
+			I1: {},
+			limited: {},
+		};
 		const interference: Record<string, { foreignCores: number; ownCores: number }> = {};
 		const reloadWarnings: string[] = [];
 		const settle = () => sleep(1000);
@@ -891,6 +909,47 @@ async function main() {
 					[edge],
 				);
 			}
+		}
+
+		if (opts.workloads.includes("limited") && all.edgetask && targets.includes(all.edgetask)) {
+			const { limit, n, ms } = LIMITED;
+			console.log(
+				`limited: a second edgetask with CONCURRENCY {"sleep": ${limit}, "echo": 1000000}: ${n} × sleep ${ms} at once; ${COUNTS.lane} no-op tasks at conc 100 through a lane (echo) and without (flaky, 0 failures, 0 ms), alternating twice`,
+			);
+			const limitedServer = await startDevServer({
+				config: snap.config,
+				persistTo: join(stateDir, "edgetask-limited"),
+				vars: {
+					API_KEYS: API_KEY,
+					...opts.edgeVars,
+					CONCURRENCY: JSON.stringify({ sleep: limit, echo: 1_000_000 }),
+					// flaky with 0 failures and 0 ms is the unlimited no-op to compare with.
+					ENABLE_FAULT_PROCESSORS: "true",
+				},
+				readyTimeoutMs: 120_000,
+			});
+			servers.push(limitedServer);
+			const auth = { authorization: `Bearer ${API_KEY}` };
+			await runBurst(limitedServer.url, auth, COUNTS.warmup, 10, NO_OP.lane);
+			await runBurst(limitedServer.url, auth, COUNTS.warmup, 10, NO_OP.free);
+			const limited = await runLimited(limitedServer.url, auth, limit, n, ms);
+			console.log(
+				`  limited: wall ${fmt(limited.wallMs)} ms (ideal ${fmt(limited.idealMs)}), at most ${limited.maxRunning} running, start delay after a slot freed ${s(limited.startDelay)}, over 200 ms: ${limited.over200}; first start at ${fmt(limited.firstStartMs)} ms, last end at ${fmt(limited.lastFinishMs)} ms, run_ms ${s(limited.runMs)}; errors ${limited.errors.length} ${limited.errors.slice(0, 3).join("; ")}`,
+			);
+			await settle();
+			const free: BurstResult[] = [];
+			const lane: BurstResult[] = [];
+			for (let round = 0; round < 2; round++) {
+				free.push(await runBurst(limitedServer.url, auth, COUNTS.lane, 100, NO_OP.free));
+				await settle();
+				lane.push(await runBurst(limitedServer.url, auth, COUNTS.lane, 100, NO_OP.lane));
+				await settle();
+			}
+			const list = (rs: BurstResult[]) => rs.map((r) => `${fmt(r.tasksPerS)}${r.errors ? ` (${r.errors} errors)` : ""}`).join(", ");
+			console.log(
+				`  lane: ${COUNTS.lane} no-op tasks: unlimited ${list(free)} tasks/s; through a lane ${list(lane)} tasks/s = ${list(lane.map((r) => ({ ...r, tasksPerS: 2 * r.tasksPerS })))} lane calls/s`,
+			);
+			results.limited = { edgetask: { limited, free, lane } };
 		}
 
 		// ---- diagnostics
@@ -1336,6 +1395,22 @@ async function main() {
 		}
 		const digits = (r: Row) => (/÷/.test(r.metric) ? 3 : /count|errors|ok|alive/.test(r.metric) ? 0 : 1);
 
+		const lim = results.limited?.edgetask as { limited: LimitedResult; free: BurstResult[]; lane: BurstResult[] } | undefined;
+		if (lim) {
+			const ln = `limited (limit ${LIMITED.limit}, ${LIMITED.n} × ${LIMITED.ms} ms)`;
+			add(ln, "wall time, ms", { edgetask: lim.limited.wallMs }, "≤ 5500", (v) => v <= 5500);
+			add(ln, "most running at once", { edgetask: lim.limited.maxRunning }, `${LIMITED.limit}`, (v) => v === LIMITED.limit);
+			add(ln, "start delay after a slot freed p50, ms", { edgetask: lim.limited.startDelay.p50 }, "—", null);
+			add(ln, "start delay after a slot freed p99, ms", { edgetask: lim.limited.startDelay.p99 }, "—", null);
+			add(ln, "start delay after a slot freed max, ms", { edgetask: lim.limited.startDelay.max }, "≤ 200", (v) => v <= 200);
+			add(ln, "errors", { edgetask: lim.limited.errors.length }, "0", (v) => v === 0);
+			const best = (rs: BurstResult[]) => Math.max(...rs.map((r) => r.tasksPerS));
+			const lw = `lane (${COUNTS.lane} no-op tasks, conc 100, best of 2)`;
+			add(lw, "unlimited type, tasks/s", { edgetask: best(lim.free) }, "—", null);
+			add(lw, "through a lane (limit never reached), tasks/s", { edgetask: best(lim.lane) }, "—", null);
+			add(lw, "lane calls/s served by one lane object", { edgetask: 2 * best(lim.lane) }, "—", null);
+			add(lw, "errors", { edgetask: [...lim.free, ...lim.lane].reduce((a, r) => a + r.errors, 0) }, "0", (v) => v === 0);
+		}
 		const table = markdownTable(rows, digits);
 		const foreignMax = Math.max(0, ...Object.values(interference).map((x) => x.foreignCores));
 		const loadEnd = loadavg();

@@ -1,10 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { settings, type Settings } from "./config";
+import { ConfigError, settings, type Settings } from "./config";
 import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { findProcessor, PermanentError, type Processor } from "./processors";
+import { rankOf } from "./scheduling/rank";
+import { TaskSlot } from "./scheduling/taskSlot";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
@@ -18,11 +20,12 @@ import {
 	type TaskSpec,
 	type TaskStatus,
 	type WebhookAttempt,
+	withSchedulingDefaults,
 } from "./task/model";
 import { cut, MAX_ERROR_MESSAGE, storableError, storableProgress } from "./task/storable";
 import { Throttle } from "./task/throttle";
 import { WebhookOutbox } from "./webhooks/outbox";
-import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, rankOf, type LeaseGrant } from "./workers/lease";
+import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, type LeaseGrant } from "./workers/lease";
 import type { HeartbeatOutcome, LeaseOutcome } from "./workers/outcomes";
 import { WORK_LANE } from "./workers/WorkLane";
 
@@ -83,7 +86,8 @@ type AttemptResult =
  *
  * The single alarm is always set to the earliest deadline, derived from the stored state:
  * - queued, message not yet delivered → `recoverAt` (the message was lost: send it again);
- * - queued, delivered → `runAfter` (start it; later than now only when backing off a retry);
+ * - queued, delivered → `runAfter` (start it: its `run_at`, the end of a retry's backoff, or
+ *   for a task in its lane's line, when to ask the lane again: the lane pushes the slot itself);
  * - running → now (adopt the attempt, or detect that it was lost);
  * - terminal → `expiresAt` (delete everything the task stored, once no webhook delivery is owed
  *   and the health shard has the expiry; until then its reports are retried every 2 s);
@@ -120,6 +124,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
 	private queuePosition: number | null = null;
 	private readonly files: TaskFiles;
+	/** The task's side of its lane: slots for limited types (scheduling/). */
+	private readonly slot: TaskSlot;
+	/** `queued` events for position changes, at most PROGRESS_EVENTS_PER_S like progress. */
+	private readonly positionEvents = new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushPosition());
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -127,6 +135,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.fanout = new Fanout(ctx, env);
 		this.files = new TaskFiles(ctx.storage.sql, env);
 		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
+		this.slot = new TaskSlot(ctx, env);
 		this.webhooks = new WebhookOutbox(this.sql, {
 			record: () => this.record,
 			event: (seq) => {
@@ -171,13 +180,19 @@ export class TaskCoordinator extends DurableObject<Env> {
 			dispatched: false,
 			recoverAt: now + this.cfg.queuedRecoveryS * 1000,
 			recoveries: 0,
-			runAfter: 0,
+			runAfter: now + (spec.delayS ?? 0) * 1000,
+			runAt: now + (spec.delayS ?? 0) * 1000,
+			lane: null,
+			laneState: "out",
+			queuePosition: null,
 			expiresAt: null,
 			version: 0,
 			healthShard: this.health.shardForNewTask(),
 			eventSeq: 0,
 		};
-		await this.save("queued", { status: "queued", priority: spec.priority, created_at: new Date(now).toISOString() });
+		const createdAt = new Date(now).toISOString();
+		const runAt = new Date(this.record.runAt).toISOString();
+		await this.save("queued", { status: "queued", priority: spec.priority, created_at: createdAt, run_at: runAt });
 		return { outcome: "created", task: this.task() };
 	}
 
@@ -189,9 +204,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	async submit(spec: TaskSpec, waitMs: number): Promise<{ outcome: CreateOutcome; task: Task }> {
 		const { outcome } = await this.create(spec);
 		if (outcome === "created" && this.record?.pull) {
-			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once.
+			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once
+			// (after its delay_s: the alarm at runAfter offers it then).
 			this.record.dispatched = true;
-			await this.offer(this.record);
+			if (Date.now() >= this.record.runAfter) await this.offer(this.record);
+			else await this.save();
 		} else if (outcome === "created") {
 			const message: TaskMessage = { id: spec.id, reason: "submit" };
 			try {
@@ -223,11 +240,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return "gated";
 		}
 		// Starting stores `dispatched` with the running state; a gated task stores it now.
-		if (this.mayStart(r)) {
+		const position = r.queuePosition;
+		if (await this.mayStart(r)) {
 			void this.startAttempt(r);
 			return "started";
 		}
-		await this.save();
+		await this.saveWaiting(r, position);
 		return "gated";
 	}
 
@@ -270,6 +288,40 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.webhooks.deliverDue(Date.now());
 	}
 
+	// ---- RPC: called by the task's lane (scheduling/Scheduler.ts) ----
+
+	/**
+	 * The lane gives this task a slot, or checks that it still holds one. True: it holds it (it
+	 * was waiting and starts now, or its attempt runs in this instance). False: the slot goes to
+	 * the next task (the task ended, was canceled, backs off, or its attempt died with an earlier
+	 * instance, which is handled here and now).
+	 */
+	async slotOffered(lane: string): Promise<boolean> {
+		const r = this.record;
+		if (!r || isTerminal(r.status) || r.lane !== lane) return false;
+		if (this.inFlight) return true;
+		if (r.status === "running") {
+			await this.attemptLost(r);
+			return false;
+		}
+		if (!this.slot.takesOffered(r, lane)) return false;
+		void this.startAttempt(r);
+		return true;
+	}
+
+	/** The lane says where the task now stands in line; subscribers get a `queued` event. False: stop telling. */
+	async queuePositionChanged(lane: string, position: number): Promise<boolean> {
+		const r = this.record;
+		if (!r || r.status !== "queued" || r.lane !== lane || r.laneState !== "waiting") return false;
+		if (this.slot.heard(r, position)) this.positionEvents.changed();
+		return this.fanout.hasSubscribers() || this.followers().size > 0;
+	}
+
+	private flushPosition(): void {
+		const r = this.record;
+		if (r?.status === "queued" && r.laneState === "waiting") this.commit("queued", { queue_position: r.queuePosition });
+	}
+
 	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
 	private catchUp(after: number | null): TaskEvent[] {
 		const r = this.record;
@@ -285,6 +337,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | "unknown" | "ended"> {
 		if (!this.record) return "unknown";
+		await this.slot.refresh(this.record, true);
 		const events = this.catchUp(after);
 		const ended = isTerminal(this.record.status);
 		if (ended && events.length === 0) return "ended";
@@ -301,6 +354,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY) WITHOUT ROWID");
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 			followers.add(hub);
+			await this.slot.refresh(r, true);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
 	}
@@ -316,6 +370,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
 		}
 		const after = new URL(request.url).searchParams.get("after");
+		await this.slot.refresh(this.record, true);
 		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)), isTerminal(this.record.status));
 	}
 
@@ -361,21 +416,51 @@ export class TaskCoordinator extends DurableObject<Env> {
 			await this.adoptAttempt(this.inFlight);
 		} else if (r.status === "running") {
 			await this.attemptLost(r);
-		} else if (r.dispatched && now >= r.runAfter && this.mayStart(r)) {
-			await this.adoptAttempt(this.startAttempt(r));
+		} else if (r.dispatched) {
+			const position = r.queuePosition;
+			if (now >= r.runAfter && (await this.mayStart(r))) {
+				await this.adoptAttempt(this.startAttempt(r));
+			} else {
+				await this.webhooks.deliverDue(now);
+				await this.saveWaiting(r, position);
+			}
 		} else {
 			await this.webhooks.deliverDue(now);
-			if (!r.dispatched && now >= r.recoverAt) await this.resend(r);
+			if (now >= r.recoverAt) await this.resend(r);
 			else await this.schedule();
 		}
 	}
 
 	/**
-	 * The one place that decides whether a delivered task may start now. Today every task may;
-	 * per-type concurrency limits and priorities gate here.
+	 * The one place that decides whether a delivered task may start now: not before `runAfter`
+	 * (its `run_at`, a retry's backoff), and for a type or origin with a concurrency limit only
+	 * with a slot of its lane (scheduling/). Without a free slot it waits in line; the lane then
+	 * pushes the slot to `slotOffered`. Types without a limit never call a lane.
 	 */
-	private mayStart(_r: TaskRecord): boolean {
-		return true;
+	private async mayStart(r: TaskRecord): Promise<boolean> {
+		if (Date.now() < r.runAfter) return false;
+		let granted: boolean;
+		try {
+			granted = await this.slot.acquire(r, this.fanout.hasSubscribers() || this.followers().size > 0);
+		} catch (e) {
+			if (!(e instanceof ConfigError)) throw e;
+			// Limits that no longer parse (changed since submit): fail clearly rather than wait forever.
+			await this.finish(r.attempts, "failed", { error: { code: "invalid_config", message: e.message } });
+			return false;
+		}
+		// The lane answers asynchronously: a cancel or a pushed slot may have moved the task on.
+		return granted && this.record === r && r.status === "queued" && !this.inFlight;
+	}
+
+	/** A delivered task that may not start yet: store where it stands (a `queued` event if its place changed). */
+	private async saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void> {
+		if (this.record !== r || r.status !== "queued") return;
+		if (r.laneState === "waiting" && r.queuePosition !== null && r.queuePosition !== positionBefore) {
+			this.positionEvents.sentElsewhere();
+			await this.save("queued", { queue_position: r.queuePosition });
+		} else {
+			await this.save();
+		}
 	}
 
 	/** Starts an attempt in this instance; the alarm handler adopts it (see the class comment). */
@@ -437,7 +522,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.startedAt = started;
 		r.progress = null;
 		const attempt = r.attempts;
-		this.commit("running", { status: "running", attempts: attempt, started_at: new Date(started).toISOString() });
+		const running: Partial<Task> = { status: "running", attempts: attempt, started_at: new Date(started).toISOString() };
+		if (r.laneState === "holding") running.queue_position = null;
+		this.commit("running", running);
 		// Moving the alarm need not delay the start: it runs alongside the attempt.
 		const scheduled = this.schedule();
 		const result = await this.execute(processor, r, attempt);
@@ -530,6 +617,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.progress = null;
 		r.offered = false;
 		r.runAfter = Date.now() + (retryAfterMs ?? retryBackoffMs(r.attempts));
+		// The slot is given back while it backs off; it asks again at runAfter, with its old place.
+		this.slot.release(r);
 		await this.save("retrying", { status: "queued", attempts: r.attempts, error, progress: null });
 	}
 
@@ -570,6 +659,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.error = fields.error ?? null;
 		r.finishedAt = now;
 		r.expiresAt = now + r.ttlS * 1000;
+		this.slot.release(r);
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
 		const task = this.task();
 		try {
@@ -811,7 +901,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.queuePosition = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
 				id: r.id,
 				type: r.type,
-				rank: rankOf(r.createdAt, r.priority, this.env),
+				rank: rankOf(r.runAt, r.priority, this.cfg.priorityOffsetS),
 			});
 			offered = true;
 		} catch (e) {
@@ -843,9 +933,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return this.leaseProgress.throttle;
 	}
 
-	/** The task, with its queue position when it is a pull task waiting for a worker. */
+	/** The task, with its queue position made current: from its slot lane, or the work lane for a pull task. */
 	private async taskWithPosition(): Promise<Task> {
 		const r = this.record;
+		if (r) await this.slot.refresh(r, false);
 		if (!r?.pull) return this.task();
 		let position: number | null = null;
 		if (r.status === "queued" && r.offered) {
@@ -908,12 +999,18 @@ export class TaskCoordinator extends DurableObject<Env> {
 	}
 
 	/**
-	 * Stores an event. Only the latest progress is worth replaying to a subscriber that resumes,
-	 * so a progress event is written over the previous one, unless a webhook still owes that one
-	 * (then it stays until its delivery is over: `pruneProgress`).
+	 * Stores an event. Only the latest progress and queue position are worth replaying to a
+	 * subscriber that resumes, so a progress event is written over the previous one, unless a
+	 * webhook still owes that one (then it stays until its delivery is over: `pruneProgress`),
+	 * and a position event replaces the previous one (no webhook is ever owed a `queued` event).
 	 */
 	private storeEvent(event: TaskEvent): void {
 		const json = JSON.stringify(event);
+		if (event.type === "queued" && !("status" in event.data)) {
+			this.sql.exec("DELETE FROM events WHERE type = 'queue_position'");
+			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, 'queue_position', ?)", event.seq, json);
+			return;
+		}
 		const previous = event.type === "progress" ? this.latestProgressSeq() : null;
 		if (previous !== null && !this.webhooks.owes(previous)) {
 			this.sql.exec("UPDATE events SET seq = ?, event = ? WHERE seq = ?", event.seq, json, previous);
@@ -988,7 +1085,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 				record.progress = (JSON.parse(latest.event) as TaskEvent).data.progress ?? null;
 			}
 		}
-		return record;
+		return withSchedulingDefaults(record);
 	}
 
 	/** Writes the record (synchronous SQLite; the output gate holds replies until it is durable). */

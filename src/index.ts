@@ -18,6 +18,7 @@ export { StatsShard } from "./health/StatsShard";
 export { SubscriptionHub } from "./hub/SubscriptionHub";
 export { WorkLane } from "./workers/WorkLane";
 export { FileLease } from "./files/FileLease";
+export { Scheduler } from "./scheduling/Scheduler";
 
 /**
  * The worker's HTTP entry point: authentication, the route modules of src/api/routes, and the

@@ -5,6 +5,8 @@ import { webhookUrlProblem } from "../webhooks/signing";
 /** Client-chosen task ids: safe in URLs, object names and logs. */
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export const MAX_WAIT_S = 60;
+/** Longest `delay_s`: a day. */
+export const MAX_DELAY_S = 86_400;
 
 /** Body of `POST /v1/tasks`. Unknown fields are refused so typos do not pass silently. */
 export const SubmitBody = z.strictObject({
@@ -13,6 +15,8 @@ export const SubmitBody = z.strictObject({
 	id: z.string().regex(TASK_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -").optional(),
 	priority: z.enum(PRIORITIES).default("normal"),
 	timeout_s: z.number().positive().max(MAX_TIMEOUT_S).optional(),
+	/** Seconds before the task may start (at most a day). */
+	delay_s: z.number().min(0).max(MAX_DELAY_S).optional(),
 	ttl_s: z
 		.number()
 		.positive()

@@ -1,6 +1,7 @@
 import { settings } from "../config";
 import { ApiError } from "./errors";
 import { findProcessor } from "../processors";
+import { laneOf } from "../scheduling/lanes";
 import { issuesOf, SubmitBody } from "./schemas";
 import { fingerprint } from "./request";
 import { MAX_TIMEOUT_S, type Task, type TaskSpec } from "../task/model";
@@ -39,6 +40,8 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 			"Webhooks need the WEBHOOK_SECRET secret (wrangler secret put WEBHOOK_SECRET; locally .dev.vars)",
 		);
 	}
+	// Reads the concurrency limits: a bad CONCURRENCY is a clear error here, before anything is stored.
+	laneOf(env, b.type, b.input ?? null);
 	const { id: _id, ...rest } = b;
 	return {
 		id: b.id ?? makeId(),
@@ -50,6 +53,7 @@ export async function toSpec(env: Env, body: unknown, makeId: () => string = () 
 		maxAttempts: pull?.maxAttempts ?? processor?.maxAttempts ?? 3,
 		webhook: b.webhook ?? null,
 		webhookEvents: b.webhook ? (b.webhook_events ?? ["completed"]) : [],
+		delayS: b.delay_s ?? 0,
 		fingerprint: await fingerprint(rest),
 		...(pull ? { pull: { leaseS: pull.leaseS } } : {}),
 	};

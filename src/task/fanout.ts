@@ -41,6 +41,11 @@ export class Fanout {
 		return this.waiters.size > 0;
 	}
 
+	/** Whether anyone follows the task live through this object (a WebSocket or an SSE stream). */
+	hasSubscribers(): boolean {
+		return this.streams.size > 0 || this.ctx.getWebSockets().length > 0;
+	}
+
 	/** Accepts a hibernating WebSocket and sends it `initial`; closes it at once if the task has ended. */
 	acceptSocket(initial: TaskEvent[], ended: boolean): Response {
 		const { 0: client, 1: server } = new WebSocketPair();

@@ -100,8 +100,15 @@ export interface Task {
 	output: Json;
 	error: TaskError | null;
 	progress: TaskProgress | null;
+	/**
+	 * While it waits for a slot of its type or origin, or (pull tasks) for a worker: how many
+	 * waiting tasks start before it (0 = next). Else null.
+	 */
+	queue_position: number | null;
 	attempts: number;
 	created_at: string;
+	/** It does not start before this: `created_at` + `delay_s`. */
+	run_at: string;
 	started_at: string | null;
 	finished_at: string | null;
 	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
@@ -112,8 +119,6 @@ export interface Task {
 		deliveries: WebhookAttempt[];
 		given_up: WebhookGiveUp[];
 	} | null;
-	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
-	queue_position?: number | null;
 }
 
 /** A validated submission, as the API hands it to the task's object. */
@@ -127,6 +132,8 @@ export interface TaskSpec {
 	maxAttempts: number;
 	webhook: string | null;
 	webhookEvents: WebhookEventFilter[];
+	/** Seconds after submission before it may start (`delay_s`; absent: 0). */
+	delayS?: number;
 	/** Hash of the normalised body: the same id with a different body is a conflict. */
 	fingerprint: string;
 	/** Set for a `WORKER_TYPES` type: the task never runs in the Worker; an external worker leases it. */
@@ -151,8 +158,19 @@ export interface TaskRecord extends TaskSpec {
 	recoverAt: number;
 	/** How many times the object re-sent a lost message. */
 	recoveries: number;
-	/** A delivered task starts no earlier than this (later than now only while a retry backs off). */
+	/**
+	 * A delivered task starts no earlier than this: its `run_at`, the end of a retry's backoff,
+	 * or, while it waits in its lane's line, when it asks the lane again if it heard nothing.
+	 */
 	runAfter: number;
+	/** When it may start at the earliest (`run_at`); its place in a lane's line counts from here. */
+	runAt: number;
+	/** The lane (scheduling/lanes.ts) it last asked for a slot, or null: its type has no limit. */
+	lane: string | null;
+	/** Where it stands with that lane: not in it, in line (or maybe: an answer was lost), holding a slot. */
+	laneState: "out" | "waiting" | "holding";
+	/** The last position its lane told it, while in line. */
+	queuePosition: number | null;
 	/** When everything the task stored is deleted. Set once it is terminal. */
 	expiresAt: number | null;
 	/** Bumped on every change; orders the health reports. */
@@ -179,6 +197,19 @@ export interface TaskMessage {
 	reason: "submit" | "recovery";
 }
 
+/** A record stored before scheduling existed: no delay, never in a lane. */
+export function withSchedulingDefaults(stored: TaskRecord): TaskRecord {
+	const r: Partial<TaskRecord> = stored;
+	return {
+		...stored,
+		delayS: r.delayS ?? 0,
+		runAt: r.runAt ?? stored.createdAt,
+		lane: r.lane ?? null,
+		laneState: r.laneState ?? "out",
+		queuePosition: r.queuePosition ?? null,
+	};
+}
+
 function iso(ms: number | null): string | null {
 	return ms === null ? null : new Date(ms).toISOString();
 }
@@ -196,8 +227,10 @@ export function toTask(r: TaskRecord, webhook: WebhookView): Task {
 		output: r.output ?? null,
 		error: r.error,
 		progress: r.progress,
+		queue_position: r.laneState === "waiting" && r.status === "queued" ? r.queuePosition : null,
 		attempts: r.attempts,
 		created_at: new Date(r.createdAt).toISOString(),
+		run_at: new Date(r.runAt).toISOString(),
 		started_at: iso(r.startedAt),
 		finished_at: iso(r.finishedAt),
 		metrics: {

@@ -27,6 +27,12 @@ export class Throttle {
 		}
 	}
 
+	/** The latest value went out with another change: drop a pending flush and start the window now. */
+	sentElsewhere(): void {
+		this.cancel();
+		this.lastFlushAt = Date.now();
+	}
+
 	/** Drops a pending trailing flush (the stream ended; nothing may follow it). */
 	cancel(): void {
 		clearTimeout(this.timer);

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { settings } from "../config";
 import { toBase64Url } from "../lib/base64";
 import type { Json, Priority } from "../task/model";
 
@@ -20,17 +19,6 @@ export interface LeaseState {
 	expiresAt: number;
 	/** What the worker reported with this lease, so a repeated call (a lost answer) is answered alike. */
 	reported: "complete" | "fail" | null;
-}
-
-/**
- * A task's place in the line for workers, by the priority rule: its submit time, moved
- * `PRIORITY_OFFSET_S` (default 300) earlier for `high` and later for `low`; ties go by arrival.
- * A bounded head start: `high` overtakes `normal` tasks submitted up to the offset earlier, and
- * nothing starves.
- */
-export function rankOf(createdAt: number, priority: Priority, env: Env): number {
-	const offsetMs = settings(env).priorityOffsetS * 1000;
-	return createdAt - (priority === "high" ? offsetMs : priority === "low" ? -offsetMs : 0);
 }
 
 /**

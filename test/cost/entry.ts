@@ -13,6 +13,7 @@ export const StatsShard = instrument(app.StatsShard, "StatsShard");
 export const SubscriptionHub = instrument(app.SubscriptionHub, "SubscriptionHub");
 export const WorkLane = instrument(app.WorkLane, "WorkLane");
 export const FileLease = instrument(app.FileLease, "FileLease");
+export const Scheduler = instrument(app.Scheduler, "Scheduler");
 
 /** What src/index.ts exports, so a test can check that every Durable Object class above is the counted one. */
 export const uninstrumented = app;

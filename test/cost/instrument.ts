@@ -20,6 +20,7 @@ export const BINDING_CLASSES: Record<string, string> = {
 	HUBS: "SubscriptionHub",
 	WORK_LANE: "WorkLane",
 	FILE_LEASES: "FileLease",
+	SCHEDULER: "Scheduler",
 };
 
 /** Events the runtime delivers to an object (the rest of its methods are called by stubs). */

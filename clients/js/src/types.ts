@@ -47,8 +47,15 @@ export interface Task<Output = unknown, Input = unknown> {
 	output: Output | null;
 	error: TaskError | null;
 	progress: TaskProgress | null;
+	/**
+	 * While it waits for a slot of its type or origin, or (pull tasks) for a worker: how many
+	 * waiting tasks start before it (0 = next). Else null.
+	 */
+	queue_position: number | null;
 	attempts: number;
 	created_at: string;
+	/** It does not start before this: `created_at` + `delay_s`. */
+	run_at: string;
 	started_at: string | null;
 	finished_at: string | null;
 	metrics: { queue_ms: number | null; run_ms: number | null; total_ms: number | null };
@@ -60,8 +67,6 @@ export interface Task<Output = unknown, Input = unknown> {
 		/** Deliveries abandoned: after their last attempt, or because they could not be made. */
 		given_up: { seq: number; event: string; attempts: number; at: string; reason: string }[];
 	} | null;
-	/** Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting. */
-	queue_position?: number | null;
 	urls: TaskUrls;
 }
 

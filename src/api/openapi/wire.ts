@@ -46,8 +46,16 @@ export const TaskView = z.object({
 	output: z.json().describe("The processor's result once succeeded, else null"),
 	error: TaskError.nullable(),
 	progress: TaskProgress.nullable(),
+	queue_position: z
+		.number()
+		.int()
+		.nullable()
+		.describe(
+			"While it waits for a slot of its type or origin, or (pull tasks) for a worker: how many waiting tasks start before it (0 = next); else null",
+		),
 	attempts: z.number().int(),
 	created_at: isoTime,
+	run_at: isoTime.describe("It does not start before this: created_at + delay_s"),
 	started_at: isoTime.nullable(),
 	finished_at: isoTime.nullable(),
 	metrics: z.object({ queue_ms: z.number().nullable(), run_ms: z.number().nullable(), total_ms: z.number().nullable() }),
@@ -60,12 +68,6 @@ export const TaskView = z.object({
 			given_up: z.array(WebhookGiveUp),
 		})
 		.nullable(),
-	queue_position: z
-		.number()
-		.int()
-		.nullable()
-		.optional()
-		.describe("Pull-worker tasks only: how many waiting tasks of its type a worker gets first (0 = next); null when not waiting"),
 	urls: TaskUrls,
 });
 
