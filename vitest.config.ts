@@ -8,6 +8,8 @@ import { imageOrigin } from "./test/shared/imageOrigin.ts";
 // it starts itself.
 export default defineConfig({
 	test: {
+		// Every task writes one JSON line when it ends (src/observability/taskEndLog.ts): thousands per run.
+		onConsoleLog: (log) => !log.includes('{"event":"task.end"'),
 		projects: [
 			{
 				plugins: [
@@ -22,10 +24,15 @@ export default defineConfig({
 								TOKEN_SECRET: "test-token-secret",
 								// Short enough for tests to watch recovery happen.
 								QUEUED_RECOVERY_S: "2",
+								// No webhook secret unless a test sets one, whatever a local .dev.vars (made by
+								// `npm run dev`) says: the suite must not depend on the developer's machine.
+								WEBHOOK_SECRET: "",
 							},
 							// The worker's outbound fetches: https://images.edgetask.test is served by the
 							// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
 							outboundService: imageOrigin,
+							// A real local limiter with a small budget, for tests of the 429 path (test/worker/support/limits.ts).
+							ratelimits: { TIGHT_SUBMIT_LIMITER: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
 						},
 					}),
 				],

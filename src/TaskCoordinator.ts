@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { settings, type Settings } from "./config";
 import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
+import { logTaskEnd } from "./observability/taskEndLog";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { attemptFailure, findProcessor, PermanentError, type Processor } from "./processors";
@@ -516,6 +517,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			finished_at: task.finished_at,
 			metrics: task.metrics,
 		});
+		logTaskEnd(r);
 		// Everyone is told already; the health count follows, and the alarm retries it if lost.
 		await this.reportTerminal();
 		await this.schedule();

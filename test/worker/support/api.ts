@@ -21,7 +21,8 @@ export const ORIGIN = "http://edgetask.test";
 /** A task as the API returns it. */
 export type TaskView = Task & { urls: { get: string; ws: string; events: string; cancel: string } };
 
-export type EnvOverrides = Partial<Record<keyof Env, string | undefined>>;
+/** Vars (strings) or bindings (e.g. a tighter rate limiter) to run one request with. */
+export type EnvOverrides = { [K in keyof Env]?: Env[K] | string | undefined };
 
 export interface Answer<T = any> {
 	res: Response;
