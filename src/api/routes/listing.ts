@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { decodeCursor, listTasks } from "../../listing/query";
+import { TASK_STATUSES, type TaskStatus } from "../../task/model";
+import { routes } from "../app";
+import { ApiError } from "../errors";
+import { issuesOf, TASK_ID } from "../schemas";
+
+/** The task listing: recent tasks, newest first, from the health shards' rows (src/listing/). */
+export const listingRoutes = routes();
+
+export const DEFAULT_LIST_LIMIT = 50;
+export const MAX_LIST_LIMIT = 500;
+
+/** `GET /v1/tasks` query: `status` (one or more, comma-separated), `type`, `limit`, `cursor`. */
+export const ListTasksQuery = z.object({
+	status: z
+		.string()
+		.transform((s) => s.split(",").map((part) => part.trim()))
+		.pipe(z.array(z.enum(TASK_STATUSES)).min(1).max(TASK_STATUSES.length))
+		.optional(),
+	type: z.string().min(1).max(64).optional(),
+	limit: z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(1).max(MAX_LIST_LIMIT)).optional(),
+	cursor: z.string().min(1).max(1024).optional(),
+});
+
+/** Recent tasks: `{ tasks: [...], next_cursor }`; pass `next_cursor` back as `cursor` for the next page. */
+listingRoutes.get("/v1/tasks", async (c) => {
+	const parsed = ListTasksQuery.safeParse(c.req.query());
+	if (!parsed.success)
+		throw new ApiError(400, "invalid_query", "The query does not match the listing's parameters", issuesOf(parsed.error));
+	const { status, type, limit, cursor } = parsed.data;
+	const position = cursor === undefined ? null : decodeCursor(cursor, (id) => TASK_ID.test(id));
+	if (cursor !== undefined && !position) {
+		throw new ApiError(400, "invalid_cursor", "cursor must be a next_cursor from a previous page of this listing");
+	}
+	let page: Awaited<ReturnType<typeof listTasks>>;
+	try {
+		page = await listTasks(c.env, {
+			statuses: status ? ([...new Set(status)] as TaskStatus[]) : null,
+			type: type ?? null,
+			limit: limit ?? DEFAULT_LIST_LIMIT,
+			cursor: position,
+		});
+	} catch (e) {
+		// A shard briefly unreachable: say so and when to retry, rather than a bare 500.
+		console.error(`GET /v1/tasks: a listing shard failed: ${String(e)}`);
+		throw new ApiError(503, "listing_unavailable", "The task listing is briefly unavailable; retry", undefined, { "Retry-After": "1" });
+	}
+	c.header("Cache-Control", "no-store");
+	return c.json(page, 200);
+});
