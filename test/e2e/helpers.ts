@@ -8,6 +8,7 @@
  * serves a copy of src/ and wrangler.toml taken when it starts. Either way, a server that
  * reloaded says so when it is stopped.
  */
+import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -37,6 +38,26 @@ function snapshotSource(): { config: string; remove(): void } {
 	if (existsSync(join(root, ".dev.vars"))) cpSync(join(root, ".dev.vars"), join(dir, ".dev.vars"));
 	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
 	return { config: join(dir, "wrangler.toml"), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The checkout as a fresh clone would have it, in a new temp dir: the files git would commit
+ * (tracked and untracked, not ignored: no .dev.vars, no .wrangler state), so uncommitted edits are
+ * included, plus a copy of node_modules (`npm install` then has nothing to fetch). The caller
+ * removes it.
+ */
+export function freshClone(prefix: string): string {
+	const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+	const files = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" });
+	if (files.status !== 0) throw new Error(`git ls-files: ${files.stderr}`);
+	for (const file of files.stdout.split("\0").filter(Boolean)) {
+		if (!existsSync(join(root, file))) continue; // deleted in the working tree
+		mkdirSync(dirname(join(dir, file)), { recursive: true });
+		cpSync(join(root, file), join(dir, file));
+	}
+	const copy = spawnSync("cp", ["-a", join(root, "node_modules"), join(dir, "node_modules")]);
+	if (copy.status !== 0) throw new Error(`copying node_modules: ${String(copy.stderr)}`);
+	return dir;
 }
 
 /**
