@@ -8,7 +8,8 @@
  * ignored: no .dev.vars, no .wrangler state), plus a copy of node_modules so `npm install` runs
  * offline in seconds. Ports the README names (8787, 9000, …) are mapped to free ports, and PORT
  * is set to the 8787 mapping so a bare `npm run dev` uses it: the examples never collide with a
- * server another checkout runs on this machine. curl runs with `--fail-with-body` and a time
+ * server another checkout runs on this machine (EDGETASK_URL points at it too, for clients that
+ * read it). curl runs with `--fail-with-body` and a time
  * limit (from a .curlrc), so an HTTP error or a hang fails the example.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -49,7 +50,11 @@ function env(): NodeJS.ProcessEnv {
 		npm_config_audit: "false",
 		npm_config_fund: "false",
 		CURL_HOME: curlHome,
+		// Where examples find the server when they name none: npm run dev's port, clients' URL.
 		PORT: String(ports.get(8787)),
+		EDGETASK_URL: `http://127.0.0.1:${ports.get(8787)}`,
+		// With pyenv on the machine, `python3` is the system one (where apt installs FastAPI).
+		PYENV_VERSION: "system",
 		NO_COLOR: "1",
 		CI: "true",
 	};
@@ -93,9 +98,15 @@ function listening(port: number): Promise<boolean> {
 	});
 }
 
-/** Where a server or helper listens: the first port its block names, else the dev server's default. */
-function portOf(example: Example): number {
-	const named = portsIn(example.code)[0] ?? 8787;
+/**
+ * Where a server or helper listens: the port of its `--port N` / `PORT=N`; else a server is npm
+ * run dev on its default (8787), a helper on the first `127.0.0.1:N` it names, or on none (a
+ * client such as a pull worker: not waited for).
+ */
+function portOf(example: Example): number | null {
+	const flag = /(?:--port[= ]|\bPORT=)(\d{2,5})\b/.exec(example.code)?.[1];
+	const named = flag ? Number(flag) : example.mode === "server" ? 8787 : portsIn(example.code)[0];
+	if (named === undefined) return null;
 	const mapped = ports.get(named);
 	if (mapped === undefined) throw new Error(`no mapping for port ${named}`);
 	return mapped;
@@ -103,6 +114,7 @@ function portOf(example: Example): number {
 
 async function waitListening(running: Running): Promise<void> {
 	const port = portOf(running.example);
+	if (port === null) return;
 	const deadline = Date.now() + READY_TIMEOUT_MS;
 	while (Date.now() < deadline) {
 		if (running.exited()) throw new Error(`README.md:${running.example.line} exited before listening:\n${tail(running.output())}`);
@@ -110,6 +122,11 @@ async function waitListening(running: Running): Promise<void> {
 		await sleep(200);
 	}
 	throw new Error(`README.md:${running.example.line} did not listen on ${port} in time:\n${tail(running.output())}`);
+}
+
+async function waitClosed(example: Example): Promise<void> {
+	const port = portOf(example);
+	for (let i = 0; port !== null && i < 100 && (await listening(port)); i++) await sleep(100);
 }
 
 function run(example: Example): Promise<{ code: number | null; output: string }> {
@@ -180,7 +197,10 @@ describe("README examples", () => {
 				// One server at a time, as a reader runs them: the next one replaces it, once what the
 				// helpers are waiting for from it (a webhook) has had its moment.
 				await expectations(10_000, false);
-				await Promise.all(servers.splice(0).map(stop));
+				const replaced = servers.splice(0);
+				await Promise.all(replaced.map(stop));
+				// Its port must be free again, or the next server's wait would see the old one.
+				for (const old of replaced) await waitClosed(old.example);
 				const server = start(example);
 				servers.push(server);
 				await waitListening(server);

@@ -8,11 +8,13 @@
  * | ------------------------------ | -------------------------------------------------------------------------------------------- |
  * | ```` ```sh ````                | runs the block with `bash -euo pipefail`; it must exit 0 (curl fails on an HTTP error)        |
  * | ```` ```sh server ````         | starts it in the background and waits for its port: the server later blocks talk to; the next `server` block stops it first |
- * | ```` ```sh background ````     | a helper kept running to the end (a webhook receiver); `expect="TEXT"`: TEXT must appear in its output |
+ * | ```` ```sh background ````     | a helper kept running to the end (a webhook receiver, a model server, a pull worker), waited for on its port if it names one; `expect="TEXT"`: TEXT must appear in its output |
  * | ```` ```LANG file=NAME ````    | written to NAME in the clone before anything runs                                            |
  * | ```` ```sh skip="why" ````     | not run; listed with its reason                                                               |
  *
  * Other blocks (json, ts or js without `file=`, text) are documentation. `bash`/`shell` count as `sh`.
+ * Every block runs in the clone's root; a server or helper's port is its `--port N` / `PORT=N`
+ * (a server without one: npm run dev's 8787; a helper: the first `127.0.0.1:N` it names).
  */
 
 export type Mode = "run" | "server" | "background" | "skip" | "file" | "doc";
