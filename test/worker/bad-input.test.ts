@@ -158,8 +158,8 @@ describe("bad paths and methods", () => {
 
 	it("405 with Allow for a known path and the wrong method", async () => {
 		const cases: [string, string, string][] = [
-			["GET", "/v1/tasks", "POST"],
-			["PUT", "/v1/tasks", "POST"],
+			["PUT", "/v1/tasks", "POST, GET"],
+			["DELETE", "/v1/tasks", "POST, GET"],
 			["DELETE", "/v1/tasks/abc", "GET"],
 			["POST", "/v1/tasks/abc", "GET"],
 			["GET", "/process", "POST"],

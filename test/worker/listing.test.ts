@@ -29,10 +29,13 @@ const ROW_FIELDS = [
 	"started_at",
 	"status",
 	"type",
+	"urls",
 ];
 
+type ListedRow = TaskRow & { urls: { get: string; ws: string; events: string; cancel: string } };
+
 interface Page {
-	tasks: TaskRow[];
+	tasks: ListedRow[];
 	next_cursor: string | null;
 }
 
@@ -41,7 +44,7 @@ async function list(query: string, overrides?: EnvOverrides, headers: Record<str
 }
 
 /** Polls the listing (query `query`) until `ok` holds for the rows of `ids`; reports arrive off the request path. */
-function listedUntil(query: string, ids: string[], ok: (rows: TaskRow[]) => boolean, what: string): Promise<TaskRow[]> {
+function listedUntil(query: string, ids: string[], ok: (rows: ListedRow[]) => boolean, what: string): Promise<ListedRow[]> {
 	return eventually(
 		async () => {
 			const { res, body } = await list(query);
@@ -83,6 +86,7 @@ describe("GET /v1/tasks", () => {
 				finished_at: task.finished_at,
 				metrics: task.metrics,
 				error: null,
+				urls: task.urls,
 			});
 		}
 		expect(rows[1]?.priority).toBe("high");
@@ -230,8 +234,19 @@ describe("GET /v1/tasks", () => {
 		const token = new URL(submitted.body.urls.get).searchParams.get("token");
 		expect(token).toBeTruthy();
 		expect((await list(`?token=${token}`, keyed)).res.status).toBe(401);
-		const withKey = await list("", keyed, { authorization: "Bearer list-k1" });
+		const withKey = await list("?limit=500", keyed, { authorization: "Bearer list-k1" });
 		expect(withKey.res.status).toBe(200);
+		// Each row has its task's URLs, whose token opens that task (and only it) without the key.
+		const row = await eventually(
+			async () => (await list("?limit=500", keyed, { authorization: "Bearer list-k1" })).body.tasks.find((t) => t.id === submitted.body.id),
+			"the keyed task listed",
+		);
+		const rowToken = new URL(row.urls.get).searchParams.get("token");
+		expect(rowToken).toBeTruthy();
+		expect(row.urls.ws).toMatch(/^ws:\/\/.+\/ws\?token=/);
+		expect((await call(new URL(row.urls.get).pathname + new URL(row.urls.get).search, {}, keyed)).res.status).toBe(200);
+		const other = withKey.body.tasks.find((t) => t.id !== submitted.body.id);
+		if (other) expect((await call(`/v1/tasks/${other.id}?token=${rowToken}`, {}, keyed)).res.status).toBe(401);
 	});
 });
 

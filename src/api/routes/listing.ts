@@ -4,11 +4,14 @@ import { TASK_STATUSES, type TaskStatus } from "../../task/model";
 import { routes } from "../app";
 import { ApiError } from "../errors";
 import { issuesOf, TASK_ID } from "../schemas";
+import { taskUrls } from "../urls";
 
 /** The task listing: recent tasks, newest first, from the health shards' rows (src/listing/). */
 export const listingRoutes = routes();
 
 export const DEFAULT_LIST_LIMIT = 50;
+/** Lifetime of the tokens in a page's URLs: a day (whoever listed can list again for fresh ones). */
+const ROW_TOKEN_TTL_S = 86_400;
 export const MAX_LIST_LIMIT = 500;
 
 /** `GET /v1/tasks` query: `status` (one or more, comma-separated), `type`, `limit`, `cursor`. */
@@ -46,6 +49,9 @@ listingRoutes.get("/v1/tasks", async (c) => {
 		console.error(`GET /v1/tasks: a listing shard failed: ${String(e)}`);
 		throw new ApiError(503, "listing_unavailable", "The task listing is briefly unavailable; retry", undefined, { "Retry-After": "1" });
 	}
+	// Each row carries its task's URLs, as a task does: with keys set their tokens let a browser
+	// follow the listed tasks (a WebSocket cannot send the API key).
+	const tasks = await Promise.all(page.tasks.map(async (row) => ({ ...row, urls: await taskUrls(c, row.id, ROW_TOKEN_TTL_S) })));
 	c.header("Cache-Control", "no-store");
-	return c.json(page, 200);
+	return c.json({ tasks, next_cursor: page.next_cursor }, 200);
 });
