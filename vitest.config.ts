@@ -27,6 +27,10 @@ export default defineConfig({
 								// No webhook secret unless a test sets one, whatever a local .dev.vars (made by
 								// `npm run dev`) says: the suite must not depend on the developer's machine.
 								WEBHOOK_SECRET: "",
+								// No task-end log lines in the worker suite: thousands of them, and one written as a
+								// file's runtime shuts down races the runner's log channel ("Closing rpc while
+								// onUserConsoleLog was pending"). test/e2e/operations reads them from wrangler dev.
+								TASK_END_LOGS: "false",
 							},
 							// The worker's outbound fetches: https://images.edgetask.test is served by the
 							// test process (test/shared/imageOrigin.ts); anything else goes out as it would.

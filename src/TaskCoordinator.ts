@@ -517,7 +517,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			finished_at: task.finished_at,
 			metrics: task.metrics,
 		});
-		logTaskEnd(r);
+		if (this.cfg.taskEndLogs) logTaskEnd(r);
 		// Everyone is told already; the health count follows, and the alarm retries it if lost.
 		await this.reportTerminal();
 		await this.schedule();

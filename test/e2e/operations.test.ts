@@ -103,6 +103,18 @@ describe("the task end log line", () => {
 		expect(output).not.toContain(key);
 		expect(output).not.toContain(token);
 	});
+	it("writes none with TASK_END_LOGS=false", async () => {
+		const server = await startDevServer({ vars: { TASK_END_LOGS: "false" } });
+		servers.push(server);
+		const answer = await request<TaskJson>(`${server.url}/v1/tasks`, {
+			method: "POST",
+			headers: { "content-type": "application/json", prefer: "wait=10" },
+			body: JSON.stringify({ type: "echo", input: 1 }),
+		});
+		expect(answer.body.status).toBe("succeeded");
+		await sleep(1000);
+		expect(taskEndLines(server.output())).toEqual([]);
+	});
 });
 
 describe("the submission rate limit", () => {
