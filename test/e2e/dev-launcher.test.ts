@@ -26,7 +26,8 @@ function stopGroup(child: ChildProcess): Promise<void> {
 	if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
 	const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 	try {
-		process.kill(-(child.pid ?? 0), "SIGTERM");
+		// A negative pid is the child's process group; never 0 (that would be our own group).
+		if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM");
 	} catch {
 		/* gone */
 	}

@@ -78,7 +78,8 @@ async function stop(running: Running): Promise<void> {
 	const gone = new Promise<void>((resolve) => running.child.once("exit", () => resolve()));
 	const kill = (signal: NodeJS.Signals) => {
 		try {
-			process.kill(-(running.child.pid ?? 0), signal);
+			// A negative pid is the block's process group; never 0 (that would be our own group).
+			if (running.child.pid !== undefined) process.kill(-running.child.pid, signal);
 		} catch {
 			/* already gone */
 		}
