@@ -41,7 +41,8 @@ app.use("*", async (c, next) => {
 
 // Every route documents itself (`describe`, api/openapi/describe.ts); the docs module reads
 // the whole table, so /openapi.json and /docs cover routes mounted after it too.
-for (const module of [taskRoutes, listingRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)]) app.route("/", module);
+for (const module of [taskRoutes, listingRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)])
+	app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,
 // so a route added to a module gets it without a list to keep in step.

@@ -130,7 +130,7 @@ describe("bad request bodies", () => {
 });
 
 describe("bad Prefer: wait", () => {
-	for (const prefer of ["wait=61", "wait=-1", "wait=abc", "wait=", "wait"]) {
+	for (const prefer of ["wait=61", "wait=-1", "wait=abc", "wait=", "wait", "wait=4=x"]) {
 		it(`400 for Prefer: ${prefer} on POST and GET`, async () => {
 			const id = newId();
 			const posted = await submitTask({ id, type: "sleep", input: { ms: 10 } }, { headers: { prefer } });
