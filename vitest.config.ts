@@ -25,6 +25,10 @@ const testBindings = {
 	// secret; retries come fast enough to watch all six attempts.
 	WEBHOOK_SECRET: WORKER_WEBHOOK_SECRET,
 	WEBHOOK_RETRY_BASE_S: "0.3",
+	// No task-end log lines in these suites: thousands of them, and one written as a file's runtime
+	// shuts down races the runner's log channel ("Closing rpc while onUserConsoleLog was pending").
+	// test/e2e/operations reads them from wrangler dev.
+	TASK_END_LOGS: "false",
 };
 
 /** The worker in the runtime, with `bindings` on top of testBindings. */
@@ -36,12 +40,16 @@ function runtime(bindings: Record<string, unknown> = {}) {
 			// The worker's outbound fetches: https://images.edgetask.test is served by the
 			// test process (test/shared/imageOrigin.ts); anything else goes out as it would.
 			outboundService: imageOrigin,
+			// A real local limiter with a small budget, for tests of the 429 path (test/worker/support/limits.ts).
+			ratelimits: { TIGHT_SUBMIT_LIMITER: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
 		},
 	});
 }
 
 export default defineConfig({
 	test: {
+		// Every task writes one JSON line when it ends (src/observability/taskEndLog.ts): thousands per run.
+		onConsoleLog: (log) => !log.includes('{"event":"task.end"'),
 		projects: [
 			{
 				plugins: [runtime()],
@@ -96,6 +104,8 @@ export default defineConfig({
 								UPLOAD_TTL_S: "1",
 								WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }),
 								ORIGINS: JSON.stringify({ model: { url: "http://model.cost.test", concurrency: 10, timeout_s: 120 } }),
+								// As in the worker project: no task-end log lines (a log costs no billed operation).
+								TASK_END_LOGS: "false",
 							},
 							outboundService: "cost-origin",
 							workers: [{ name: "cost-origin", modules: true, scriptPath: "./test/cost/origin.js", compatibilityDate: "2026-11-09" }],

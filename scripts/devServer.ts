@@ -97,14 +97,19 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 	const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 	const stop = async () => {
 		if (child.exitCode !== null || child.signalCode !== null) return;
+		// The child's process group (it was started detached). Never `-0`: that is our own group.
+		const kill = (signal: NodeJS.Signals) => {
+			if (child.pid === undefined) child.kill(signal);
+			else process.kill(-child.pid, signal);
+		};
 		try {
-			process.kill(-(child.pid ?? 0), "SIGTERM");
+			kill("SIGTERM");
 		} catch {
 			child.kill("SIGTERM");
 		}
 		const timer = setTimeout(() => {
 			try {
-				process.kill(-(child.pid ?? 0), "SIGKILL");
+				kill("SIGKILL");
 			} catch {
 				/* already gone */
 			}

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ConfigError, settings, type Settings } from "./config";
 import { TaskFiles } from "./files/taskFiles";
 import { HealthReports } from "./health/reports";
+import { logTaskEnd } from "./observability/taskEndLog";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { findProcessor, PermanentError, type Processor } from "./processors";
@@ -675,6 +676,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			Object.assign(r, before);
 			throw e;
 		}
+		if (this.cfg.taskEndLogs) logTaskEnd(r);
 	}
 
 	/** The instance running an attempt died (crash, eviction, restart): run it again or fail it. */

@@ -12,8 +12,8 @@ export interface Settings {
 	faultProcessors: boolean;
 	webhookRetryBaseS: number;
 	maxWaitingRequests: number;
-	submitRatePerS: number;
-	submitBurst: number;
+	/** One JSON log line per task end (src/observability/taskEndLog.ts). */
+	taskEndLogs: boolean;
 	/** Head start of a `high` task over a `normal` one (and of `normal` over `low`) for a slot, in seconds. */
 	priorityOffsetS: number;
 	/** Largest upload, multipart submit, or image fetched from a URL. */
@@ -60,8 +60,7 @@ function parse(env: Env): Settings {
 		faultProcessors: env.ENABLE_FAULT_PROCESSORS === "true",
 		webhookRetryBaseS: positive(env.WEBHOOK_RETRY_BASE_S, 2),
 		maxWaitingRequests: positive(env.MAX_WAITING_REQUESTS, 5000),
-		submitRatePerS: positive(env.SUBMIT_RATE_PER_S, 500),
-		submitBurst: positive(env.SUBMIT_BURST, 1000),
+		taskEndLogs: env.TASK_END_LOGS !== "false",
 		priorityOffsetS: nonNegative(env.PRIORITY_OFFSET_S, 300),
 		maxUploadBytes: positive(env.MAX_UPLOAD_BYTES, 25 * 1024 * 1024),
 		uploadTtlS: positive(env.UPLOAD_TTL_S, 3600),

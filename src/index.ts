@@ -6,6 +6,7 @@ import { ApiError } from "./api/errors";
 import { ConfigError } from "./config";
 import { fileRoutes } from "./api/routes/files";
 import { docsRoutes } from "./api/routes/docs";
+import { listingRoutes } from "./api/routes/listing";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
@@ -41,7 +42,8 @@ app.use("*", async (c, next) => {
 
 // Every route documents itself (`describe`, api/openapi/describe.ts); the docs module reads
 // the whole table, so /openapi.json and /docs cover routes mounted after it too.
-for (const module of [taskRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)]) app.route("/", module);
+for (const module of [taskRoutes, listingRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)])
+	app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,
 // so a route added to a module gets it without a list to keep in step.

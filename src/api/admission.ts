@@ -4,20 +4,53 @@ import { ApiError } from "./errors";
 
 /**
  * Load shedding at the door: past these limits a request gets 429 with Retry-After, never a 5xx
- * or a hang. Both are per isolate (no shared object on the request path); Cloudflare runs many
- * isolates, so deployed the totals scale with traffic, while each isolate stays within what it
- * can hold. Limits come from vars:
- * - MAX_WAITING_REQUESTS: requests held open at once waiting for a result (long-polls, /process);
- * - SUBMIT_RATE_PER_S / SUBMIT_BURST: a token bucket of submissions per client (API key or IP).
+ * or a hang.
+ * - Submissions per client (API key, else address) are counted by Cloudflare's rate limiting
+ *   binding (`SUBMIT_LIMITER`, `[[ratelimits]]` in wrangler.toml), not in the isolate: Cloudflare
+ *   runs many isolates, and a per-isolate count would let a client spread over them go almost
+ *   unlimited. The binding's count is kept by the platform per location (`wrangler dev`
+ *   simulates it, persisted with the local state).
+ * - MAX_WAITING_REQUESTS: requests held open at once waiting for a result (long-polls, /process),
+ *   per isolate. That one is a local guard on purpose: it protects the isolate's own memory.
  */
 
-const buckets = new Map<string, { tokens: number; at: number }>();
-const MAX_BUCKETS = 10_000;
+/**
+ * The `simple.period` of SUBMIT_LIMITER in wrangler.toml (the binding does not expose it; a
+ * test checks they agree): a refused client is told to come back when a new window has begun.
+ */
+export const SUBMIT_WINDOW_S = 10;
 
-/** Whose submission budget a request spends: its API key (however the header is spelled), else its address. */
-export function clientKey(request: Request): string {
+const encoder = new TextEncoder();
+
+/**
+ * Whose submission budget a request spends: its API key (however the header is spelled), else
+ * its address. A key is hashed first: the limiter's key leaves the Worker, and keys must not.
+ */
+export async function clientKey(request: Request): Promise<string> {
 	const key = bearer(request);
-	return key ? `key:${key}` : `ip:${request.headers.get("cf-connecting-ip") ?? "local"}`;
+	if (!key) return `ip:${request.headers.get("cf-connecting-ip") ?? "local"}`;
+	const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
+	return `key:${Array.from(digest.subarray(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * Spends one submission of the request's client; 429 with Retry-After past the limit. A limiter
+ * that fails admits the request (and says so in the log): an outage of the count must not
+ * become an outage of the API.
+ */
+export async function admitSubmission(env: Env, request: Request): Promise<void> {
+	const key = await clientKey(request);
+	let admitted: boolean;
+	try {
+		admitted = (await env.SUBMIT_LIMITER.limit({ key })).success;
+	} catch (e) {
+		console.error(`submission rate limiter unavailable, admitting: ${String(e)}`);
+		return;
+	}
+	if (admitted) return;
+	throw new ApiError(429, "rate_limited", `Too many submissions; retry in ${SUBMIT_WINDOW_S} s`, undefined, {
+		"Retry-After": String(SUBMIT_WINDOW_S),
+	});
 }
 
 /**
@@ -52,26 +85,4 @@ export async function withWaitingSlot<T>(env: Env, waitS: number, work: () => Pr
 	} finally {
 		slots.delete(slot);
 	}
-}
-
-/** Takes one submission token for `client`; 429 with the seconds until the next one otherwise. */
-export function admitSubmission(env: Env, client: string): void {
-	const { submitRatePerS: rate, submitBurst: burst } = settings(env);
-	const now = Date.now();
-	const key = `${client}|${rate}|${burst}`;
-	const bucket = buckets.get(key) ?? { tokens: burst, at: now };
-	bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * rate);
-	bucket.at = now;
-	if (bucket.tokens < 1) {
-		buckets.set(key, bucket);
-		const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / rate));
-		throw new ApiError(429, "rate_limited", `Too many submissions; retry in ${retryAfter} s`, undefined, {
-			"Retry-After": String(retryAfter),
-		});
-	}
-	bucket.tokens -= 1;
-	// Forget the oldest clients first; a bucket that is forgotten is simply full again.
-	buckets.delete(key);
-	if (buckets.size >= MAX_BUCKETS) buckets.delete(buckets.keys().next().value ?? "");
-	buckets.set(key, bucket);
 }

@@ -81,12 +81,12 @@ export function preferredWait(c: Context): number | null {
 	const header = c.req.header("prefer");
 	if (!header) return null;
 	for (const part of header.split(",")) {
-		const [name, value] =
-			part
-				.split(";")[0]
-				?.split("=")
-				.map((s) => s.trim()) ?? [];
-		if (name?.toLowerCase() !== "wait") continue;
+		// `name=value`: everything after the first "=" is the value ("wait=4=x" is not a wait of 4).
+		const pair = part.split(";")[0] ?? "";
+		const eq = pair.indexOf("=");
+		const name = (eq < 0 ? pair : pair.slice(0, eq)).trim();
+		const value = eq < 0 ? undefined : pair.slice(eq + 1).trim();
+		if (name.toLowerCase() !== "wait") continue;
 		const seconds = Number(value?.replace(/^"|"$/g, ""));
 		if (value === undefined || value === "" || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_WAIT_S) {
 			throw new ApiError(400, "invalid_prefer_wait", `Prefer: wait must be a number of seconds from 0 to ${MAX_WAIT_S}`);

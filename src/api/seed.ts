@@ -1,4 +1,4 @@
-import { admitSubmission, clientKey, withWaitingSlot } from "./admission";
+import { admitSubmission, withWaitingSlot } from "./admission";
 import { ConfigError, settings } from "../config";
 import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
@@ -48,7 +48,7 @@ export function taskEnvelope(task: Task): SeedEnvelope {
 export async function handleProcess(c: Context<{ Bindings: Env }>) {
 	let uuid = "";
 	try {
-		admitSubmission(c.env, clientKey(c.req.raw));
+		await admitSubmission(c.env, c.req.raw);
 		const body = await readJsonBody(c, settings(c.env).maxBodyBytes);
 		if (typeof body !== "object" || body === null || Array.isArray(body)) {
 			throw new ApiError(400, "invalid_request", "Body must be a JSON object");

@@ -7,23 +7,25 @@ import { apiKeys, taskToken } from "./auth";
 const TOKEN_SLACK_S = 86_400;
 
 /**
- * The task plus where to find it again. When API keys are in force the URLs carry a token for
- * this task alone, so they can be handed to a browser.
+ * Where to find task `id` again: its get, ws, events and cancel URLs. When API keys are in force
+ * they carry a token for this task alone, valid `tokenTtlS`, so they can be handed to a browser.
  */
-export async function withUrls(c: Context<App>, task: Task) {
-	const path = `/v1/tasks/${encodeURIComponent(task.id)}`;
-	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, task.id, task.ttl_s + TOKEN_SLACK_S)}` : "";
+export async function taskUrls(c: Context<App>, id: string, tokenTtlS: number) {
+	const path = `/v1/tasks/${encodeURIComponent(id)}`;
+	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, id, tokenTtlS)}` : "";
 	const http = new URL(path, c.req.url);
 	const ws = new URL(http);
 	ws.protocol = http.protocol === "https:" ? "wss:" : "ws:";
 	return {
-		...task,
-		urls: {
-			get: `${http.href}${query}`,
-			ws: `${ws.href}/ws${query}`,
-			events: `${http.href}/events${query}`,
-			cancel: `${http.href}/cancel${query}`,
-			output: `${http.href}/output${query}`,
-		},
+		get: `${http.href}${query}`,
+		ws: `${ws.href}/ws${query}`,
+		events: `${http.href}/events${query}`,
+		cancel: `${http.href}/cancel${query}`,
+		output: `${http.href}/output${query}`,
 	};
+}
+
+/** The task plus its URLs (tokens valid for the task's TTL and a day to spare). */
+export async function withUrls(c: Context<App>, task: Task) {
+	return { ...task, urls: await taskUrls(c, task.id, task.ttl_s + TOKEN_SLACK_S) };
 }

@@ -1,4 +1,5 @@
 import { shardIndexFor, statsShard, type StatusReport } from "./StatsShard";
+import { listingEntry } from "../listing/row";
 import { isTerminal, type TaskRecord, type TaskStatus } from "../task/model";
 
 /** Passing statuses are coalesced over this window: a task that ends quickly sends one report, not four. */
@@ -34,7 +35,8 @@ const SHARD_PERIOD_MS = 1000;
 const isolateShardOffset = Math.floor(Math.random() * 1_000_000);
 
 /**
- * One task object's reports to its health shard (`StatsShard`), off the request path. Only a
+ * One task object's reports to its health shard (`StatsShard`), off the request path; each carries
+ * the task's listing row too (`GET /v1/tasks` reads the shards), written by the same statement. Only a
  * change of status is reported (progress and other updates leave the counts as they are). A
  * passing status (queued, running) of an object that stays in memory anyway goes out
  * REPORT_DEBOUNCE_MS after the first change, carrying the latest, so a task that ends quickly
@@ -85,7 +87,7 @@ export class HealthReports {
 		}
 		if (r.status === this.lastStatus && !(this.pending && !heldOpen)) return;
 		this.lastStatus = r.status;
-		this.pending = { id: r.id, version: r.version, status: r.status };
+		this.pending = { id: r.id, version: r.version, status: r.status, createdAt: r.createdAt };
 		if (!heldOpen) {
 			this.flush(r);
 			return;
@@ -103,7 +105,8 @@ export class HealthReports {
 		this.timer = 0;
 		const report = this.pending;
 		this.pending = null;
-		if (report) this.enqueue(this.shardOf(r), report);
+		// The listing row as the task stands when the report leaves (its start, attempts, progress).
+		if (report) this.enqueue(this.shardOf(r), { ...report, version: r.version, listing: listingEntry(r) });
 	}
 
 	/**
@@ -112,13 +115,15 @@ export class HealthReports {
 	 * object's call may run its continuation only at this object's next event.
 	 */
 	terminal(r: TaskRecord): Promise<boolean> {
-		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version: r.version, status: r.status }));
+		return this.acknowledged(
+			this.enqueue(this.shardOf(r), { id: r.id, version: r.version, status: r.status, createdAt: r.createdAt, listing: listingEntry(r) }),
+		);
 	}
 
 	/** The task expired: it no longer counts. True once the shard has that; the task retries until it does. */
 	expired(r: TaskRecord, version: number): Promise<boolean> {
 		this.dropPending();
-		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version, status: null }));
+		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version, status: null, createdAt: r.createdAt }));
 	}
 
 	/** Waits (at most ACK_WAIT_MS) for the batch carrying `entry` to be answered; true when the shard has it. */
@@ -167,8 +172,9 @@ async function sendBatchAfter(env: Env, delayMs: number): Promise<void> {
 	await Promise.all(
 		batches.map(async ([shard, entries]) => {
 			try {
-				await statsShard(env, shard).reportMany(entries.map((e) => e.report));
-				for (const e of entries) e.acknowledged = true;
+				const { failed } = await statsShard(env, shard).reportMany(entries.map((e) => e.report));
+				const refused = new Set(failed);
+				entries.forEach((e, i) => (e.acknowledged = !refused.has(i)));
 			} catch (e) {
 				console.error(`health shard ${shard}: ${entries.length} reports not delivered: ${String(e)}`);
 			} finally {

@@ -87,6 +87,9 @@ export interface WebhookView {
 	given_up: WebhookGiveUp[];
 }
 
+/** For views of a task that show no webhook deliveries (listing rows, log lines). */
+export const NO_DELIVERIES: WebhookView = { pending: 0, deliveries: [], given_up: [] };
+
 /** The task as clients see it (GET /v1/tasks/{id}). Timestamps are ISO 8601. */
 export interface Task {
 	id: string;

@@ -8,7 +8,8 @@
  * serves a copy of src/ and wrangler.toml taken when it starts. Either way, a server that
  * reloaded says so when it is stopped.
  */
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -37,6 +38,44 @@ function snapshotSource(): { config: string; remove(): void } {
 	if (existsSync(join(root, ".dev.vars"))) cpSync(join(root, ".dev.vars"), join(dir, ".dev.vars"));
 	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
 	return { config: join(dir, "wrangler.toml"), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The checkout as a fresh clone would have it, in a new temp dir: the files git would commit
+ * (tracked and untracked, not ignored: no .dev.vars, no .wrangler state), so uncommitted edits are
+ * included, plus a copy of node_modules (`npm install` then has nothing to fetch). The caller
+ * removes it.
+ */
+export function freshClone(prefix: string): string {
+	const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+	const files = spawnSync("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: root, encoding: "utf8" });
+	if (files.status !== 0) throw new Error(`git ls-files: ${files.stderr}`);
+	for (const file of files.stdout.split("\0").filter(Boolean)) {
+		if (!existsSync(join(root, file))) continue; // deleted in the working tree
+		mkdirSync(dirname(join(dir, file)), { recursive: true });
+		cpSync(join(root, file), join(dir, file));
+	}
+	const copy = spawnSync("cp", ["-a", join(root, "node_modules"), join(dir, "node_modules")]);
+	if (copy.status !== 0) throw new Error(`copying node_modules: ${String(copy.stderr)}`);
+	return dir;
+}
+
+/**
+ * A variant of wrangler.toml for one test (e.g. a tighter rate limit), written under .wrangler/
+ * with its paths made absolute. `edit` gets the project's config text and returns the variant's.
+ */
+export function configVariant(name: string, edit: (toml: string) => string): string {
+	const dir = join(root, ".wrangler", "e2e-configs");
+	mkdirSync(dir, { recursive: true });
+	const absolute = readFileSync(join(root, "wrangler.toml"), "utf8").replace(
+		/^(main|directory|watch_dir) = "(\.?\/?)([^"]*)"/gm,
+		(_, key: string, _dot: string, path: string) => `${key} = "${join(root, path)}"`,
+	);
+	const file = join(dir, `${name}.toml`);
+	const variant = edit(absolute);
+	if (variant === absolute) throw new Error(`configVariant(${name}): the edit changed nothing`);
+	writeFileSync(file, variant);
+	return file;
 }
 
 /** How many times wrangler rebuilt the worker since it started (a source file changed). */

@@ -318,7 +318,7 @@ describe("bad input over real HTTP: JSON error bodies", () => {
 		{ name: "invalid task id", method: "GET", path: "/v1/tasks/bad%20id", status: 400, code: "invalid_id" },
 		{ name: "unknown route", method: "GET", path: "/nope", status: 404, code: "not_found" },
 		{ name: "unknown route (POST)", method: "POST", path: "/v2/tasks", headers: json, body: "{}", status: 404, code: "not_found" },
-		{ name: "GET on the submit path", method: "GET", path: "/v1/tasks", status: 405, code: "method_not_allowed", allow: "POST" },
+		{ name: "PUT on the submit path", method: "PUT", path: "/v1/tasks", status: 405, code: "method_not_allowed", allow: "POST, GET" },
 		{ name: "DELETE on a task", method: "DELETE", path: "/v1/tasks/abc", status: 405, code: "method_not_allowed", allow: "GET" },
 		{ name: "GET /process", method: "GET", path: "/process", status: 405, code: "method_not_allowed", allow: "POST" },
 		{ name: "POST /health", method: "POST", path: "/health", status: 405, code: "method_not_allowed", allow: "GET" },

@@ -130,7 +130,7 @@ describe("bad request bodies", () => {
 });
 
 describe("bad Prefer: wait", () => {
-	for (const prefer of ["wait=61", "wait=-1", "wait=abc", "wait=", "wait"]) {
+	for (const prefer of ["wait=61", "wait=-1", "wait=abc", "wait=", "wait", "wait=4=x"]) {
 		it(`400 for Prefer: ${prefer} on POST and GET`, async () => {
 			const id = newId();
 			const posted = await submitTask({ id, type: "sleep", input: { ms: 10 } }, { headers: { prefer } });
@@ -158,8 +158,8 @@ describe("bad paths and methods", () => {
 
 	it("405 with Allow for a known path and the wrong method", async () => {
 		const cases: [string, string, string][] = [
-			["GET", "/v1/tasks", "POST"],
-			["PUT", "/v1/tasks", "POST"],
+			["PUT", "/v1/tasks", "POST, GET"],
+			["DELETE", "/v1/tasks", "POST, GET"],
 			["DELETE", "/v1/tasks/abc", "GET"],
 			["POST", "/v1/tasks/abc", "GET"],
 			["GET", "/process", "POST"],

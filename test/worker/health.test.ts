@@ -81,8 +81,7 @@ it("counts a burst of tasks that end together exactly once each, in the shard of
 	for (let i = 0; i < HEALTH_SHARDS; i++) {
 		const n = await runInDurableObject(
 			statsShard(env, i),
-			(_instance, state) =>
-				ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM task_status WHERE id = ?", id).toArray().length > 0).length,
+			(_instance, state) => ids.filter((id) => state.storage.sql.exec("SELECT 1 FROM tasks WHERE id = ?", id).toArray().length > 0).length,
 		);
 		if (n > 0) held.push(n);
 	}
@@ -111,7 +110,7 @@ it("stops counting a task once its TTL has deleted it", async () => {
 			const status = await runInDurableObject(
 				statsShard(env, i),
 				(_instance, state) =>
-					state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
+					state.storage.sql.exec<{ status: string }>("SELECT status FROM tasks WHERE id = ?", id).toArray()[0]?.status ?? null,
 			);
 			if (status !== null) return status;
 		}

@@ -6,7 +6,7 @@ import { serveFile, serveJson } from "../../files/serve";
 import { FileTooLargeError, TruncatedBodyError } from "../../files/store";
 import { storeUpload } from "../../files/uploads";
 import { isTerminal } from "../../task/model";
-import { admitSubmission, clientKey, withWaitingSlot } from "../admission";
+import { admitSubmission, withWaitingSlot } from "../admission";
 import { routes, type App } from "../app";
 import { ApiError } from "../errors";
 import { describe } from "../openapi/describe";
@@ -51,7 +51,7 @@ fileRoutes.post(
 		},
 	}),
 	async (c) => {
-		admitSubmission(c.env, clientKey(c.req.raw));
+		await admitSubmission(c.env, c.req.raw);
 		const max = settings(c.env).maxUploadBytes;
 		const declared = c.req.header("content-length");
 		const length = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : null;

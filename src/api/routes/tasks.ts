@@ -2,7 +2,7 @@ import { z } from "zod";
 import { settings } from "../../config";
 import { releaseFiles } from "../../files/uploads";
 import { isTerminal } from "../../task/model";
-import { admitSubmission, clientKey, withWaitingSlot } from "../admission";
+import { admitSubmission, withWaitingSlot } from "../admission";
 import { routes } from "../app";
 import { ApiError } from "../errors";
 import { describe } from "../openapi/describe";
@@ -59,7 +59,7 @@ taskRoutes.post(
 	}),
 	async (c) => {
 		const wait = preferredWait(c);
-		admitSubmission(c.env, clientKey(c.req.raw));
+		await admitSubmission(c.env, c.req.raw);
 		const cfg = settings(c.env);
 		const form = isMultipart(c) ? await readSubmitForm(c, cfg) : null;
 		const { spec, stored } = await specWithFiles(c.env, cfg, form ? form.body : await readJsonBody(c, cfg.maxBodyBytes), form);

@@ -21,8 +21,8 @@ export const ORIGIN = "http://edgetask.test";
 /** A task as the API returns it. */
 export type TaskView = Task & { urls: { get: string; ws: string; events: string; cancel: string } };
 
-/** Vars to override; object-valued vars (CONCURRENCY …) are not in the generated Env, so they are named here. */
-export type EnvOverrides = Partial<Record<keyof Env | "CONCURRENCY", string | undefined>>;
+/** Vars (strings) or bindings (e.g. a tighter rate limiter) to run one request with; object-valued vars (CONCURRENCY …) are not in the generated Env, so they are named here. */
+export type EnvOverrides = { [K in keyof Env]?: Env[K] | string | undefined } & { CONCURRENCY?: string | undefined };
 
 export interface Answer<T = any> {
 	res: Response;
