@@ -22,6 +22,11 @@ export interface Settings {
 	uploadTtlS: number;
 	/** Largest JSON output a task may store (in R2 past 64 KiB); larger fails `output_too_large`. */
 	maxOutputBytes: number;
+	/**
+	 * How a submitted task reaches its start: `queue` (a queue message, handed to the task's object
+	 * by the consumer) or `direct` (the object starts it itself). Anything but "direct" is `queue`.
+	 */
+	dispatch: "queue" | "direct";
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -64,6 +69,7 @@ function parse(env: Env): Settings {
 		maxUploadBytes: positive(env.MAX_UPLOAD_BYTES, 25 * 1024 * 1024),
 		uploadTtlS: positive(env.UPLOAD_TTL_S, 3600),
 		maxOutputBytes: positive(env.MAX_OUTPUT_BYTES, 1024 * 1024),
+		dispatch: env.DISPATCH === "direct" ? "direct" : "queue",
 	};
 }
 
