@@ -202,7 +202,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * runs nothing again), then wait up to `waitMs` for it to end — one round trip for the API.
 	 * A failed send loses nothing: the recovery alarm re-sends a message that never arrived.
 	 */
-	async submit(spec: TaskSpec, waitMs: number): Promise<{ outcome: CreateOutcome; task: Task }> {
+	async submit(spec: TaskSpec, waitMs: number, dispatch: "queue" | "direct" = "queue"): Promise<{ outcome: CreateOutcome; task: Task }> {
 		const { outcome } = await this.create(spec);
 		if (outcome === "created" && this.record?.pull) {
 			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once
@@ -210,6 +210,10 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.record.dispatched = true;
 			if (Date.now() >= this.record.runAfter) await this.offer(this.record);
 			else await this.save();
+		} else if (outcome === "created" && dispatch === "direct") {
+			// DISPATCH=direct: this object hands the task to itself, as the consumer would, with no
+			// queue hop; a start lost with this instance is found by the recovery alarm set at create.
+			await this.dispatch();
 		} else if (outcome === "created") {
 			const message: TaskMessage = { id: spec.id, reason: "submit" };
 			try {

@@ -24,6 +24,11 @@ export interface Settings {
 	maxOutputBytes: number;
 	/** Origins whose pages may call the API (`CORS_ORIGINS`): "*", or a list (empty: none). */
 	corsOrigins: "*" | string[];
+	/**
+	 * How a submitted task reaches its start: `queue` (a queue message, handed to the task's object
+	 * by the consumer) or `direct` (the object starts it itself). Anything but "direct" is `queue`.
+	 */
+	dispatch: "queue" | "direct";
 }
 
 function positive(raw: string | undefined, fallback: number): number {
@@ -66,6 +71,7 @@ function parse(env: Env): Settings {
 		uploadTtlS: positive(env.UPLOAD_TTL_S, 3600),
 		maxOutputBytes: positive(env.MAX_OUTPUT_BYTES, 1024 * 1024),
 		corsOrigins: originList(env.CORS_ORIGINS),
+		dispatch: env.DISPATCH === "direct" ? "direct" : "queue",
 	};
 }
 

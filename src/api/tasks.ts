@@ -91,7 +91,9 @@ async function callTask<T>(
  * running it again; a different body is a 409.
  */
 export async function submit(env: Env, spec: TaskSpec, waitS = 0): Promise<{ created: boolean; task: Task }> {
-	const { outcome, task } = await callTask(env, spec.id, Math.round(waitS * 1000), (stub, ms) => stub.submit(spec, ms));
+	const { outcome, task } = await callTask(env, spec.id, Math.round(waitS * 1000), (stub, ms) =>
+		stub.submit(spec, ms, settings(env).dispatch),
+	);
 	if (outcome === "conflict") {
 		throw new ApiError(409, "id_conflict", `Task ${spec.id} exists with a different body`, { task });
 	}

@@ -7,8 +7,11 @@
  * Counts are exact for one task alone; a burst's per-task share of batched work (queue batches,
  * health shard calls) depends on how the runtime batches, so those budgets are ceilings.
  */
+import { env } from "cloudflare:workers";
+import { createExecutionContext } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { call, getTask, submitTask, warmUp } from "../worker/support/api";
+import { call, getTask, ORIGIN, submitTask, warmUp } from "../worker/support/api";
+import counted from "./entry";
 import { newId } from "../worker/support/ids";
 import { fetchBytes, upload } from "../worker/support/files";
 import { taskSocket } from "../worker/support/socket";
@@ -24,6 +27,8 @@ import { costTable, expired, measure, sleep, type Measured } from "./scenarios";
 type Budget = Omit<BillingUnits, "wsIncoming" | "objectGbSeconds">;
 
 const BUDGETS: Record<string, Budget> = {
+	// The queue's three operations, its consumer's invocation and the hand-over request are gone.
+	direct: { workerRequests: 1, objectRequests: 4, awakeS: 2, rowsRead: 11, rowsWritten: 16, queueOperations: 0, r2ClassA: 0, r2ClassB: 0 },
 	noop: { workerRequests: 2, objectRequests: 5, awakeS: 2, rowsRead: 11, rowsWritten: 16, queueOperations: 3, r2ClassA: 0, r2ClassB: 0 },
 	sleepLive: {
 		workerRequests: 4,
@@ -114,6 +119,29 @@ describe("cost per task", () => {
 		expect(m.usage.queue).toEqual({ writes: 1, reads: 1, deletes: 1, retries: 0 });
 		expect(m.usage.classes.TaskCoordinator?.rpc).toEqual({ submit: 1, dispatch: 1 });
 		expectWithin(m, BUDGETS.noop!);
+	});
+
+	it("a no-op task with DISPATCH=direct: its object starts it, no queue hop", async () => {
+		const id = newId("direct");
+		const m = await measure("no-op task, `DISPATCH=direct`", [id], 0, async () => {
+			const request = new Request(`${ORIGIN}/v1/tasks`, {
+				method: "POST",
+				headers: { "content-type": "application/json", prefer: "wait=10" },
+				body: JSON.stringify({ id, type: "sleep", input: { ms: 0 }, ttl_s: 1 }),
+			});
+			// The instrumented worker itself, with the var set for this request (the objects keep theirs).
+			const res = await counted.fetch!(
+				request as Request<unknown, IncomingRequestCfProperties>,
+				{ ...env, DISPATCH: "direct" },
+				createExecutionContext(),
+			);
+			expect(((await res.json()) as { status: string }).status).toBe("succeeded");
+		});
+		measured.push(m);
+		expect(m.usage.worker).toEqual({ fetch: 1, queue: 0 });
+		expect(m.usage.queue).toEqual({ writes: 0, reads: 0, deletes: 0, retries: 0 });
+		expect(m.usage.classes.TaskCoordinator?.rpc).toEqual({ submit: 1 });
+		expectWithin(m, BUDGETS.direct!);
 	});
 
 	it("a 10 s sleep with one WebSocket subscriber and one long-poll", async () => {
