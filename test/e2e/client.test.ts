@@ -18,22 +18,28 @@ import {
 	type WebSocketConstructor,
 	type WebSocketLike,
 } from "../../clients/js/src/index";
-import { getTask, startDevServer, tempDir, uniqueId, type DevServer } from "./helpers";
+import { SUBMIT_WINDOW_S } from "../../src/api/admission";
+import { configVariant, getTask, startDevServer, tempDir, uniqueId, type DevServer } from "./helpers";
 
 let open: DevServer;
 let keyed: DevServer;
 let dirs: { path: string; remove(): Promise<void> }[] = [];
 const KEYS = { auth: "client-test-auth-key", rate: "client-test-rate-key" };
+const RATE_LIMIT = 3;
 
 beforeAll(async () => {
 	// Each server keeps its local state in a directory of its own: two runtimes on one SQLite file lock each other out.
 	dirs = await Promise.all([tempDir("client-open"), tempDir("client-keyed")]);
 	[open, keyed] = await Promise.all([
 		startDevServer({ persistTo: dirs[0]?.path, vars: { ENABLE_FAULT_PROCESSORS: "true" } }),
-		// Two keys: submissions are rate-limited per key, so the 429 test has a budget of its own.
+		// Two keys: submissions are rate-limited per key (a limiter of RATE_LIMIT per window), so the
+		// 429 test has a budget of its own.
 		startDevServer({
 			persistTo: dirs[1]?.path,
-			vars: { API_KEYS: `${KEYS.auth},${KEYS.rate}`, SUBMIT_RATE_PER_S: "0.5", SUBMIT_BURST: "2" },
+			config: configVariant("client-ratelimit", (toml) =>
+				toml.replace(/(name = "SUBMIT_LIMITER"[^[]*?simple = )\{[^}]*\}/, `$1{ limit = ${RATE_LIMIT}, period = ${SUBMIT_WINDOW_S} }`),
+			),
+			vars: { API_KEYS: `${KEYS.auth},${KEYS.rate}` },
 		}),
 	]);
 	// The first task of a server pays for loading the consumer and the first objects.
@@ -308,10 +314,13 @@ describe("auth", () => {
 describe("429", () => {
 	it("is retried after Retry-After by default, and thrown as RateLimitedError when retries are off", async () => {
 		const eager = createClient({ baseUrl: keyed.url, apiKey: KEYS.rate, maxRetries: 0 });
-		// Spend the burst of 2, then the next submission is refused.
-		await eager.submit("echo", 1);
-		await eager.submit("echo", 2);
-		const error = await eager.submit("echo", 3).catch((e: unknown) => e);
+		// The local limiter counts in windows aligned to the clock: start early in one, so that
+		// spending the budget and being refused happen in the same window.
+		const windowMs = SUBMIT_WINDOW_S * 1000;
+		const leftInWindow = windowMs - (Date.now() % windowMs);
+		if (leftInWindow < windowMs / 2) await new Promise((resolve) => setTimeout(resolve, leftInWindow + 100));
+		for (let i = 0; i < RATE_LIMIT; i++) await eager.submit("echo", i);
+		const error = await eager.submit("echo", RATE_LIMIT).catch((e: unknown) => e);
 		expect(error).toBeInstanceOf(RateLimitedError);
 		expect((error as RateLimitedError).status).toBe(429);
 		expect((error as RateLimitedError).retryAfter).toBeGreaterThanOrEqual(1);
@@ -319,7 +328,7 @@ describe("429", () => {
 		const { fetchFn, requests } = recordingFetch();
 		const patient = createClient({ baseUrl: keyed.url, apiKey: KEYS.rate, fetch: fetchFn });
 		const t0 = Date.now();
-		const task = await patient.submit("echo", 4, { wait: 10 });
+		const task = await patient.submit("echo", RATE_LIMIT + 1, { wait: 10 });
 		expect(task.status).toBe("succeeded");
 		expect(requests.filter((r) => r.method === "POST").length).toBeGreaterThanOrEqual(2);
 		expect(Date.now() - t0).toBeGreaterThanOrEqual(900);

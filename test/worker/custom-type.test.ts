@@ -95,8 +95,8 @@ describe("defineProcessor", () => {
 		});
 	});
 
-	it("defaults: 900 s, 3 attempts, no concurrency limit", () => {
+	it("defaults: the longest timeout an attempt may have (840 s), 3 attempts, no concurrency limit", () => {
 		const plain = defineProcessor({ input: z.unknown(), run: async (x) => x });
-		expect(plain).toMatchObject({ defaultTimeoutS: 900, maxAttempts: 3, concurrency: undefined });
+		expect(plain).toMatchObject({ defaultTimeoutS: 840, maxAttempts: 3, concurrency: undefined });
 	});
 });

@@ -134,21 +134,22 @@ it("retries the report sent at expiry until the shard acknowledges it: a shard c
 		runInDurableObject(
 			statsShard(env, shard),
 			(_instance, state) =>
-				state.storage.sql.exec<{ status: string }>("SELECT status FROM task_status WHERE id = ?", id).toArray()[0]?.status ?? null,
+				state.storage.sql.exec<{ status: string }>("SELECT status FROM tasks WHERE id = ?", id).toArray()[0]?.status ?? null,
 		);
 	await eventually(async () => ((await row()) === "succeeded" ? true : undefined), "the shard to count the result", 5000);
 
 	// The shard's next call carrying this task's expiry fails, once.
 	let failures = 0;
 	const restore = await runInObject(statsShard(env, shard), (instance) => {
-		const proto = Object.getPrototypeOf(instance) as { reportMany: (this: unknown, reports: StatusReport[]) => void };
+		type ReportMany = (this: unknown, reports: StatusReport[]) => unknown;
+		const proto = Object.getPrototypeOf(instance) as { reportMany: ReportMany };
 		const original = proto.reportMany;
 		proto.reportMany = function (this: unknown, reports: StatusReport[]) {
 			if (failures === 0 && reports.some((r) => r.id === id && r.status === null)) {
 				failures += 1;
 				throw new Error("injected: the shard call failed");
 			}
-			original.call(this, reports);
+			return original.call(this, reports);
 		};
 		return () => void (proto.reportMany = original);
 	});

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 import { listStatement, statsShard } from "../../src/health/StatsShard";
 import { listingEntry, type TaskRow } from "../../src/listing/row";
 import { encodeCursor } from "../../src/listing/query";
-import type { TaskRecord } from "../../src/task/model";
+import { withSchedulingDefaults, type TaskRecord } from "../../src/task/model";
 import { eventually, sleep } from "../shared/waits";
 import { call, cancelTask, errorOf, getTask, settled, submitTask, type EnvOverrides } from "./support/api";
 import { newId } from "./support/ids";
@@ -294,7 +294,7 @@ describe("the listing's index stays off the hot path", () => {
 		const stub = statsShard(env, 0);
 		const id = newId("cost");
 		const now = Date.now();
-		const record = {
+		const record = withSchedulingDefaults({
 			id,
 			type: "echo",
 			status: "queued",
@@ -310,9 +310,7 @@ describe("the listing's index stays off the hot path", () => {
 			output: null,
 			webhook: null,
 			webhookEvents: [],
-			webhookOutbox: [],
-			webhookLog: [],
-		} as unknown as TaskRecord;
+		} as unknown as TaskRecord);
 		const queued = await stub.reportMany([{ id, version: 1, status: "queued", createdAt: now, listing: listingEntry(record) }]);
 		const running = { ...record, status: "running", attempts: 1, startedAt: now + 5 } as TaskRecord;
 		const runningWrite = await stub.reportMany([{ id, version: 2, status: "running", createdAt: now, listing: listingEntry(running) }]);
