@@ -1,126 +1,193 @@
 /**
- * The dashboard at `/`: live counts, recent tasks with live progress, a task's detail with its
- * events, a submit form for every task type the server offers (with a file for `image.*`
- * types), cancel buttons. Built on the project's client (`edgetask/client`, clients/js/src):
- * submit, read, cancel, health, uploads and a task's event stream go through it; every unfinished task
- * on screen is followed over one WebSocket (`/v1/ws`, ./live.ts). With API keys on, the key is
- * asked for once and kept in this tab's sessionStorage.
+ * The dashboard at `/`: live counts, recent tasks with live progress, queue positions and
+ * timings, a task's detail with its events, a submit form for every task type the server offers
+ * (with a file for `image.*` types), cancel buttons. Built on the project's client
+ * (clients/js/src, `edgetask/client`): every HTTP call goes through it. Every unfinished task on
+ * the page is followed over one WebSocket (`/v1/ws`, ./live.ts); new tasks and the counts are
+ * read every few seconds while the page is visible. With API keys on, the key is asked for once
+ * and kept in this tab's sessionStorage.
  */
 import { createClient, type Client } from "../clients/js/src/client";
 import { HttpError } from "../clients/js/src/errors";
-import type { Task, TaskStatus } from "../clients/js/src/types";
-import { LiveTasks, type LiveState } from "./live";
-import { isTerminal, TaskStore, tokenOf, type Shown } from "./tasks";
-import { listTasks, taskTypes, type TaskTypeInfo } from "./server";
-import { $, eventLine, renderFields, renderOutput, TaskTable } from "./view";
+import type { Priority, TaskEvent, TaskStatus, TaskTypeInfo } from "../clients/js/src/types";
+import { Detail } from "./detail";
+import { LiveTasks, MAX_FOLLOWED, type LiveState } from "./live";
+import { exampleOf, fileField, type JsonSchema } from "./schema";
+import { isTerminal, matches, TaskStore, tokenOf, type ListFilter, type Shown } from "./tasks";
+import { $, el, TaskTable } from "./view";
 
 const KEY_STORAGE = "edgetask.apiKey";
-const LIST_EVERY_MS = 5000;
-const HEALTH_EVERY_MS = 3000;
-const PAGE = 50;
+/** New tasks and the counts are read this often while the page is visible. */
+const TICK_MS = 3000;
+const DEFAULT_LIMIT = 50;
+/** Most tasks the page holds (and follows: the socket takes up to MAX_FOLLOWED). */
+const MAX_ROWS = MAX_FOLLOWED;
 
 let apiKey: string | undefined = sessionStorage.getItem(KEY_STORAGE) ?? undefined;
 let client: Client = makeClient();
 let types: TaskTypeInfo[] = [];
-let olderCursor: string | null = null;
+/** The listing's next page below what the page holds; undefined: the first page is not loaded yet. */
+let olderCursor: string | null | undefined;
+/** Bumped when the list starts over (a new filter, a new key): answers to older requests are dropped. */
+let generation = 0;
+let running = false;
 let timers: number[] = [];
-let detail: { id: string; abort: AbortController; opener: HTMLElement | null } | null = null;
+let liveState: { state: LiveState; text?: string } = { state: "connecting" };
+let trouble: string | null = null;
 
 const store = new TaskStore();
-const table = new TaskTable($<HTMLTableElement>("tasks").tBodies[0] ?? document.createElement("tbody"), {
-	open: (id) => void openDetail(id),
+const table = new TaskTable($<HTMLTableElement>("tasks").tBodies[0] ?? $<HTMLTableElement>("tasks").createTBody(), {
+	open: (id) => void detail.open(id, document.activeElement instanceof HTMLElement ? document.activeElement : null),
 	cancel: (id) => void cancelTask(id),
 });
-const live = new LiveTasks(
-	socketUrl(),
-	(event) => {
-		const task = store.apply(event);
-		if (!task) return;
-		table.update(task);
-		if (event.type !== "progress" && event.type !== "snapshot") scheduleRender();
-		if (isTerminal(task.status)) scheduleHealth();
-		if (detail?.id === task.id) showDetail(task);
+const live = new LiveTasks(socketUrl(), onLiveEvent, (state, text) => {
+	liveState = { state, text };
+	showStatus();
+});
+const detail = new Detail({
+	client: () => client,
+	store,
+	following: (id) => live.isFollowing(id),
+	track,
+	again: fillFormFrom,
+	failed: (e) => {
+		if (!needsKey(e)) return false;
+		showKeyForm("The server needs an API key.");
+		return true;
 	},
-	showLiveState,
-);
+	changed: () => writeLocation(),
+});
 
 function makeClient(): Client {
-	// No WebSocket for the client itself: the page's one socket is ./live.ts; a task's event
-	// history streams over SSE (which, unlike a browser WebSocket, can send the key).
-	return createClient({ baseUrl: location.origin, apiKey, WebSocket: null, transport: "sse" });
+	// No WebSocket for the client itself: the page's one socket is ./live.ts. A task's stored
+	// events are read over SSE (which, unlike a browser WebSocket, can send the key).
+	return createClient({ baseUrl: location.origin, apiKey, WebSocket: null, transport: "sse", maxRetries: 1 });
 }
 
 function socketUrl(): string {
 	return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/v1/ws`;
 }
 
-function status(text: string): void {
+// ---- what the address says: filters, page size, the open task ----
+
+const filter: ListFilter = { statuses: null, type: null };
+let limit = DEFAULT_LIMIT;
+
+function readLocation(): string | null {
+	const q = new URLSearchParams(location.search);
+	const statuses = q.get("status");
+	filter.statuses = statuses ? (statuses.split(",") as TaskStatus[]) : null;
+	filter.type = q.get("type") || null;
+	const l = Number(q.get("limit"));
+	limit = Number.isInteger(l) && l >= 1 && l <= 500 ? l : DEFAULT_LIMIT;
+	ensureOption($<HTMLSelectElement>("filter-status"), statuses ?? "", statuses ?? "");
+	ensureOption($<HTMLSelectElement>("filter-type"), filter.type ?? "", filter.type ?? "");
+	ensureOption($<HTMLSelectElement>("filter-limit"), String(limit), String(limit));
+	return q.get("task");
+}
+
+function writeLocation(): void {
+	const q = new URLSearchParams();
+	if (filter.statuses) q.set("status", filter.statuses.join(","));
+	if (filter.type) q.set("type", filter.type);
+	if (limit !== DEFAULT_LIMIT) q.set("limit", String(limit));
+	if (detail.id) q.set("task", detail.id);
+	const search = q.toString().replaceAll("%2C", ",");
+	history.replaceState(null, "", search ? `?${search}` : location.pathname);
+}
+
+/** Selects `value` in `select`, adding it as an option first when the page does not offer it. */
+function ensureOption(select: HTMLSelectElement, value: string, label: string): void {
+	if (![...select.options].some((o) => o.value === value)) select.add(new Option(label, value));
+	select.value = value;
+}
+
+// ---- status line ----
+
+function showStatus(): void {
+	const text =
+		trouble ??
+		(liveState.state === "open" ? "Live" : liveState.state === "connecting" ? "Connecting…" : (liveState.text ?? "Reconnecting…"));
 	$("connection").textContent = text;
+	$("connection").dataset.state = trouble ? "trouble" : liveState.state;
 }
 
-function showLiveState(state: LiveState, detailText?: string): void {
-	status(state === "open" ? "Live" : state === "connecting" ? "Connecting…" : (detailText ?? "Reconnecting…"));
-}
-
-/** Who may see what: a 401 from the server means a key is needed (or the one given is wrong). */
-function needsKey(e: unknown): boolean {
+/** A 401: a key is needed, or the one given was refused. */
+function needsKey(e: unknown): e is HttpError {
 	return e instanceof HttpError && e.status === 401;
 }
 
 function showKeyForm(message: string): void {
 	stop();
-	status("Waiting for an API key");
+	trouble = "Waiting for an API key";
+	showStatus();
 	$("key-section").hidden = false;
 	$("key-error").textContent = message;
 	$<HTMLInputElement>("api-key").focus();
 }
 
-// ---- the periodic work ----
+function reportError(e: unknown): void {
+	if (needsKey(e)) showKeyForm("The server now needs an API key.");
+	else {
+		trouble = `Trouble talking to the server: ${e instanceof Error ? e.message : String(e)}`;
+		showStatus();
+	}
+}
+
+// ---- starting, stopping, the periodic reads ----
 
 function stop(): void {
+	running = false;
 	for (const t of timers) clearInterval(t);
 	timers = [];
 	live.stop();
 }
 
 async function start(): Promise<void> {
+	stop();
+	trouble = null;
 	try {
-		await Promise.all([refreshList(), refreshHealth(), loadTypes()]);
+		await Promise.all([loadTypes(), refreshNewest(), refreshHealth()]);
 	} catch (e) {
 		if (needsKey(e)) {
 			// A deployment without keys says how to set them; otherwise say whether ours was refused.
-			const notConfigured = e instanceof HttpError && e.code === "auth_not_configured";
-			showKeyForm(notConfigured ? e.body.error.message : apiKey ? "The server refused this key." : "");
+			showKeyForm(e.code === "auth_not_configured" ? e.body.error.message : apiKey ? "The server refused this key." : "");
 			return;
 		}
-		status(`Cannot reach the server: ${String(e)}`);
+		// Not reachable (yet): say so, and try again on the next tick.
+		reportError(e);
 	}
+	running = true;
 	$("key-section").hidden = true;
 	$("forget-key").hidden = apiKey === undefined;
 	live.start();
+	showStatus();
 	timers = [
-		window.setInterval(() => void refreshList().catch(reportError), LIST_EVERY_MS),
-		window.setInterval(() => void refreshHealth().catch(reportError), HEALTH_EVERY_MS),
-		// Running tasks' clocks.
-		window.setInterval(() => render(), 1000),
+		window.setInterval(tick, TICK_MS),
+		// Unfinished tasks' clocks.
+		window.setInterval(render, 1000),
 	];
 }
 
-function reportError(e: unknown): void {
-	if (needsKey(e)) showKeyForm("The server now needs an API key.");
-	else status(`Trouble talking to the server: ${e instanceof Error ? e.message : String(e)}`);
+function tick(): void {
+	if (!running || document.visibilityState === "hidden") return;
+	const work = types.length === 0 ? [loadTypes(), refreshNewest(), refreshHealth()] : [refreshNewest(), refreshHealth()];
+	Promise.all(work).then(() => {
+		if (trouble) {
+			trouble = null;
+			showStatus();
+		}
+	}, reportError);
 }
 
-function filters(): { statuses: TaskStatus[] | null; type: string | null } {
-	const s = $<HTMLSelectElement>("filter-status").value;
-	const t = $<HTMLSelectElement>("filter-type").value;
-	return { statuses: s ? (s.split(",") as TaskStatus[]) : null, type: t || null };
-}
+// ---- the list ----
 
 function render(): void {
-	const shown = store.list(filters());
+	const shown = store.list(filter);
 	table.render(shown);
 	$("tasks-empty").hidden = shown.length > 0;
+	$("older").hidden = !olderCursor;
+	$("tasks-count").textContent = `${shown.length.toLocaleString("en")} shown${olderCursor ? ", more below" : ""}`;
 }
 
 let renderQueued = false;
@@ -133,156 +200,195 @@ function scheduleRender(): void {
 	});
 }
 
-/** The newest page (with the filters), merged into what is known; every unfinished task is followed live. */
-async function refreshList(): Promise<void> {
-	const f = filters();
-	const page = await listTasks(apiKey, { status: f.statuses?.join(","), type: f.type ?? undefined, limit: PAGE });
-	for (const row of page.tasks) track(store.put(row));
-	if (olderCursor === null) olderCursor = page.next_cursor;
-	$("older").hidden = olderCursor === null;
+/** Follows an unfinished task over the socket, with the token of its freshest URLs. */
+function track(task: Shown): void {
+	if (!isTerminal(task.status)) live.follow(task.id, tokenOf(task));
+}
+
+/** Forgets the list (but not the open detail's task) and stops following what it held. */
+function startListOver(): void {
+	generation++;
+	olderCursor = undefined;
+	const keep = detail.id;
+	const ids = store.list({ statuses: null, type: null }).map((t) => t.id);
+	const dropped = ids.filter((id) => id !== keep);
+	for (const id of dropped) store.delete(id);
+	live.unfollow(dropped);
+	render();
+}
+
+/** The newest page (with the filters), merged into what the page holds. */
+async function refreshNewest(): Promise<void> {
+	const asked = generation;
+	const page = await client.list({ status: filter.statuses ?? undefined, type: filter.type ?? undefined, limit });
+	if (asked !== generation) return;
+	// More new tasks than a page since the last read: what the page holds no longer joins up with
+	// the newest page, so the list starts over from it.
+	const joins = page.tasks.some((row) => store.has(row.id)) || page.tasks.length < limit;
+	if (olderCursor !== undefined && !joins) startListOver();
+	for (const row of page.tasks) track(store.put({ ...row, seq: 0 }));
+	if (olderCursor === undefined) olderCursor = page.next_cursor;
+	if (store.size > MAX_ROWS) {
+		// Holding too much to follow it all: back to the newest page.
+		startListOver();
+		for (const row of page.tasks) track(store.put({ ...row, seq: 0 }));
+		olderCursor = page.next_cursor;
+	}
 	render();
 }
 
 async function loadOlder(): Promise<void> {
 	if (!olderCursor) return;
-	const f = filters();
-	const page = await listTasks(apiKey, { status: f.statuses?.join(","), type: f.type ?? undefined, limit: PAGE, cursor: olderCursor });
-	for (const row of page.tasks) track(store.put(row));
-	olderCursor = page.next_cursor;
-	$("older").hidden = olderCursor === null;
-	render();
+	const asked = generation;
+	const button = $<HTMLButtonElement>("older");
+	button.disabled = true;
+	try {
+		const page = await client.list({
+			status: filter.statuses ?? undefined,
+			type: filter.type ?? undefined,
+			limit,
+			cursor: olderCursor,
+		});
+		if (asked !== generation) return;
+		for (const row of page.tasks) track(store.put({ ...row, seq: 0 }));
+		olderCursor = page.next_cursor;
+		render();
+		// Keyboard users continue from the first row just loaded.
+		const first = page.tasks[0];
+		if (first) document.querySelector<HTMLButtonElement>(`tr[data-task-id="${CSS.escape(first.id)}"] button`)?.focus();
+	} finally {
+		button.disabled = false;
+	}
 }
 
-function track(task: Shown): void {
-	if (!isTerminal(task.status)) live.follow(task.id, tokenOf(task));
+function onLiveEvent(event: TaskEvent): void {
+	detail.live(event);
+	const task = store.apply(event);
+	if (!task) return;
+	table.update(task);
+	detail.update(task);
+	// A change of status may move the task in or out of the filter; progress never does.
+	if (event.type !== "progress") scheduleRender();
+	if (isTerminal(task.status)) scheduleHealth();
 }
+
+// ---- the counts ----
 
 async function refreshHealth(): Promise<void> {
 	const health = await client.health();
 	for (const dd of document.querySelectorAll<HTMLElement>("#counts dd")) {
-		const name = dd.dataset.count as TaskStatus;
-		const n = health.by_status?.[name];
+		const n = health.by_status?.[dd.dataset.count as TaskStatus];
 		dd.textContent = n === undefined ? "–" : n.toLocaleString("en");
 	}
 }
 
-let healthQueued = 0;
+let healthTimer = 0;
 function scheduleHealth(): void {
-	clearTimeout(healthQueued);
-	// Terminal reports reach the counts a moment after the task ends.
-	healthQueued = window.setTimeout(() => void refreshHealth().catch(reportError), 400);
+	clearTimeout(healthTimer);
+	// A task's end reaches the counts a moment after its event.
+	healthTimer = window.setTimeout(() => void refreshHealth().catch(reportError), 500);
 }
 
-// ---- submitting ----
+// ---- submitting and canceling ----
 
 async function loadTypes(): Promise<void> {
-	types = await taskTypes(apiKey);
+	types = await client.types();
 	const select = $<HTMLSelectElement>("task-type");
-	const filter = $<HTMLSelectElement>("filter-type");
 	const chosen = select.value;
-	select.replaceChildren(...types.map((t) => new Option(t.type, t.type)));
-	filter.replaceChildren(new Option("any", ""), ...types.map((t) => new Option(t.type, t.type)));
+	select.replaceChildren(...types.map((t) => new Option(t.runs === "pull" ? `${t.type} (pull worker)` : t.type, t.type)));
+	const filterType = $<HTMLSelectElement>("filter-type");
+	filterType.replaceChildren(new Option("any", ""), ...types.map((t) => new Option(t.type, t.type)));
+	ensureOption(filterType, filter.type ?? "", filter.type ?? "");
 	if (chosen && types.some((t) => t.type === chosen)) select.value = chosen;
 	else if (types.some((t) => t.type === "sleep")) select.value = "sleep";
 	typeChosen();
 }
 
-function typeChosen(): void {
+function chosenType(): (TaskTypeInfo & { fileField: string | null }) | undefined {
 	const info = types.find((t) => t.type === $<HTMLSelectElement>("task-type").value);
-	$<HTMLTextAreaElement>("task-input").value = JSON.stringify(info?.example ?? {}, null, 2);
-	$("input-hint").textContent = info?.runs === "pull" ? "Runs on a pull worker: it waits until a worker leases it." : "";
-	const wantsFile = info !== undefined && info.type.startsWith("image.") && info.file_field !== null;
-	$("file-field").hidden = !wantsFile;
+	return info && { ...info, fileField: fileField(info.input_schema) };
+}
+
+/** A type was chosen: its example input, and the file field for image types. */
+function typeChosen(input?: unknown): void {
+	const info = chosenType();
+	$<HTMLTextAreaElement>("task-input").value = JSON.stringify(input ?? exampleOf(info?.input_schema as JsonSchema | null) ?? {}, null, 2);
+	$("input-hint").textContent =
+		info?.runs === "pull"
+			? "Runs on a pull worker: it waits, with its place in the queue, until a worker leases it."
+			: info?.fileField
+				? `The file below is uploaded first and passed as "${info.fileField}"; or give "${info.fileField}" yourself.`
+				: "";
+	$("file-field").hidden = !(info?.type.startsWith("image.") && info.fileField);
+}
+
+function fillFormFrom(task: Shown): void {
+	$<HTMLSelectElement>("task-type").value = task.type;
+	$<HTMLSelectElement>("task-priority").value = task.priority;
+	typeChosen(task.input);
+	$("submit-title").scrollIntoView({ block: "start" });
+	$<HTMLTextAreaElement>("task-input").focus();
 }
 
 async function submit(event: SubmitEvent): Promise<void> {
 	event.preventDefault();
-	const say = (text: string) => ($("submit-status").textContent = text);
-	const type = $<HTMLSelectElement>("task-type").value;
-	const info = types.find((t) => t.type === type);
+	const status = $("submit-status");
+	const say = (...parts: (Node | string)[]) => status.replaceChildren(...parts);
+	const info = chosenType();
+	if (!info) return say("Choose a type first.");
 	let input: unknown;
 	try {
 		input = JSON.parse($<HTMLTextAreaElement>("task-input").value || "null");
 	} catch (e) {
-		say(`The input is not JSON: ${(e as Error).message}`);
+		say(`The input is not JSON: ${e instanceof Error ? e.message : String(e)}`);
 		$<HTMLTextAreaElement>("task-input").focus();
 		return;
 	}
-	const button = (event.target as HTMLFormElement).querySelector("button");
-	if (button) button.disabled = true;
+	const button = $<HTMLButtonElement>("submit-button");
+	button.disabled = true;
 	say("Submitting…");
 	try {
 		const file = $<HTMLInputElement>("task-file").files?.[0];
-		if (file && !$("file-field").hidden && info?.file_field) {
+		if (file && !$("file-field").hidden && info.fileField) {
 			say(`Uploading ${file.name}…`);
 			const uploaded = await client.files.upload(file);
-			input = { ...(typeof input === "object" && input !== null ? input : {}), [info.file_field]: { $file: uploaded.id } };
+			input = { ...(typeof input === "object" && input !== null ? input : {}), [info.fileField]: { $file: uploaded.id } };
 		}
-		const priority = $<HTMLSelectElement>("task-priority").value as "high" | "normal" | "low";
-		const task = await client.submit(type, input, { priority });
-		track(store.put(task));
+		const priority = $<HTMLSelectElement>("task-priority").value as Priority;
+		const task = await client.submit(info.type, input, { priority });
+		const shown = store.put({ ...task, seq: 0 });
+		track(shown);
 		render();
-		say(`Submitted ${task.id}`);
+		const open = el("button", { type: "button", className: "link", textContent: "open it" });
+		open.addEventListener("click", () => void detail.open(task.id, open));
+		say(el("span", { className: "submitted", textContent: `Submitted ${task.id}` }), " — ", open);
+		status.dataset.taskId = task.id;
+		if (!matches(shown, filter)) status.append(" (hidden by the list's filter)");
 	} catch (e) {
 		if (needsKey(e)) return showKeyForm("The server needs an API key.");
 		say(e instanceof HttpError ? `${e.status} ${e.code}: ${e.body.error.message}` : String(e));
+		if (e instanceof HttpError && e.details !== undefined)
+			status.append(el("pre", { className: "json", textContent: JSON.stringify(e.details, null, 2) }));
 	} finally {
-		if (button) button.disabled = false;
+		button.disabled = false;
 	}
 }
 
 async function cancelTask(id: string): Promise<void> {
 	try {
 		const task = await client.cancel(id);
-		table.update(store.put(task));
+		const shown = store.put({ ...task, seq: 0 });
+		table.update(shown);
+		detail.update(shown);
+		scheduleRender();
 		scheduleHealth();
 	} catch (e) {
 		if (e instanceof HttpError && e.status === 409) {
-			const task = (e.details as { task?: Task } | undefined)?.task;
-			if (task) table.update(store.put(task));
-			status(`Task ${id} had already ended`);
+			const task = (e.details as { task?: Shown } | undefined)?.task;
+			if (task) table.update(store.put({ ...task, seq: 0 }));
+			$("submit-status").textContent = `Task ${id} had already ended`;
 		} else reportError(e);
 	}
-}
-
-// ---- a task's detail ----
-
-function showDetail(task: Shown): void {
-	renderFields($("detail-fields"), task);
-	renderOutput($("detail-output"), task);
-}
-
-async function openDetail(id: string): Promise<void> {
-	detail?.abort.abort();
-	const abort = new AbortController();
-	detail = { id, abort, opener: document.activeElement instanceof HTMLElement ? document.activeElement : null };
-	const section = $("detail");
-	section.hidden = false;
-	$("detail-title").textContent = `Task ${id}`;
-	$("detail-title").focus();
-	const events = $("detail-events");
-	events.replaceChildren();
-	try {
-		const task = await client.get(id, { signal: abort.signal });
-		showDetail(store.put(task));
-		// The stored events from the first, then live ones until the end (SSE, resumable).
-		for await (const event of client.events(id, { after: 0, signal: abort.signal })) {
-			events.append(eventLine(event));
-			const known = store.apply(event);
-			if (known) showDetail(known);
-		}
-		showDetail(store.put(await client.get(id, { signal: abort.signal })));
-	} catch (e) {
-		if (!abort.signal.aborted) events.append(eventLine({ seq: 0, type: `error: ${String(e)}`, at: new Date().toISOString(), data: {} }));
-	}
-}
-
-function closeDetail(): void {
-	const opener = detail?.opener;
-	detail?.abort.abort();
-	detail = null;
-	$("detail").hidden = true;
-	opener?.focus();
 }
 
 // ---- wiring ----
@@ -293,28 +399,41 @@ $<HTMLFormElement>("key-form").addEventListener("submit", (event) => {
 	if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
 	$<HTMLInputElement>("api-key").value = "";
 	client = makeClient();
-	store.clear();
+	startListOver();
 	void start();
 });
 $("forget-key").addEventListener("click", () => {
 	sessionStorage.removeItem(KEY_STORAGE);
 	apiKey = undefined;
 	client = makeClient();
-	store.clear();
-	render();
+	detail.close();
+	startListOver();
+	$("forget-key").hidden = true;
 	showKeyForm("");
 });
 $<HTMLFormElement>("submit-form").addEventListener("submit", (event) => void submit(event));
-$("task-type").addEventListener("change", typeChosen);
+$("task-type").addEventListener("change", () => typeChosen());
+$("filter-form").addEventListener("submit", (event) => event.preventDefault());
 $("filter-form").addEventListener("change", () => {
-	olderCursor = null;
-	render();
-	void refreshList().catch(reportError);
+	const s = $<HTMLSelectElement>("filter-status").value;
+	filter.statuses = s ? (s.split(",") as TaskStatus[]) : null;
+	filter.type = $<HTMLSelectElement>("filter-type").value || null;
+	limit = Number($<HTMLSelectElement>("filter-limit").value) || DEFAULT_LIMIT;
+	writeLocation();
+	startListOver();
+	void refreshNewest().catch(reportError);
 });
 $("older").addEventListener("click", () => void loadOlder().catch(reportError));
-$("detail-close").addEventListener("click", closeDetail);
+$("detail-close").addEventListener("click", () => detail.close());
 document.addEventListener("keydown", (event) => {
-	if (event.key === "Escape" && detail) closeDetail();
+	if (event.key === "Escape" && detail.id !== null) detail.close();
+});
+// Hidden tabs read nothing; back in view, they catch up at once.
+document.addEventListener("visibilitychange", () => {
+	if (document.visibilityState === "visible") tick();
 });
 
-void start();
+const linked = readLocation();
+void start().then(() => {
+	if (linked && running) void detail.open(linked);
+});

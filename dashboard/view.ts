@@ -1,3 +1,4 @@
+import { isFileRef, type TaskEvent } from "../clients/js/src/types";
 import { isTerminal, type Shown } from "./tasks";
 
 /** The element with `id`, of the type the page declares it with; a missing one is a bug in index.html. */
@@ -7,7 +8,11 @@ export function $<T extends HTMLElement>(id: string): T {
 	return el as T;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {}, ...children: (Node | string)[]) {
+export function el<K extends keyof HTMLElementTagNameMap>(
+	tag: K,
+	props: Partial<HTMLElementTagNameMap[K]> = {},
+	...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
 	const node = document.createElement(tag);
 	Object.assign(node, props);
 	node.append(...children);
@@ -15,13 +20,22 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
 }
 
 const ms = (n: number | null | undefined) => (n === null || n === undefined ? "–" : n.toLocaleString("en"));
-const time = (iso: string | null) => (iso ? new Date(iso).toLocaleTimeString() : "–");
+const clock = (iso: string | null) => (iso ? new Date(iso).toLocaleTimeString() : "–");
 const STATUS_LABEL: Record<string, string> = { timed_out: "timed out" };
 
-/** Elapsed ms since `iso` (a running task's clock), or the stored figure once it is known. */
-function live(stored: number | null | undefined, since: string | null, running: boolean): number | null {
+export function statusLabel(t: Pick<Shown, "status" | "error">): string {
+	return (STATUS_LABEL[t.status] ?? t.status) + (t.error && t.error.code !== t.status ? ` (${t.error.code})` : "");
+}
+
+/** A task's clock while it runs (ms since `since`), or the stored figure once it is known. */
+function ticking(stored: number | null | undefined, since: string | null, running: boolean): number | null {
 	if (stored !== null && stored !== undefined) return stored;
 	return running && since ? Math.max(0, Date.now() - Date.parse(since)) : null;
+}
+
+/** A progress bar's value: full once succeeded, else the last percent reported. */
+export function percentOf(t: Pick<Shown, "status" | "progress">): number {
+	return t.status === "succeeded" ? 100 : (t.progress?.percent ?? 0);
 }
 
 export interface RowActions {
@@ -31,7 +45,7 @@ export interface RowActions {
 
 /**
  * The recent-tasks table, one row per task, kept in place: rows are updated, moved and
- * removed, never rebuilt, so keyboard focus and screen-reader position survive live updates.
+ * removed, never rebuilt, so keyboard focus and a screen reader's position survive live updates.
  */
 export class TaskTable {
 	private readonly rows = new Map<string, HTMLTableRowElement>();
@@ -70,7 +84,12 @@ export class TaskTable {
 	}
 
 	private create(id: string): HTMLTableRowElement {
-		const open = el("button", { type: "button", textContent: id.length > 13 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id, title: id });
+		const open = el("button", {
+			type: "button",
+			className: "link",
+			textContent: id.length > 13 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id,
+			title: id,
+		});
 		open.setAttribute("aria-label", `Details of task ${id}`);
 		open.addEventListener("click", () => this.actions.open(id));
 		const cancel = el("button", { type: "button", className: "secondary", textContent: "Cancel" });
@@ -84,7 +103,7 @@ export class TaskTable {
 			el("td", { className: "id" }, open),
 			el("td"),
 			el("td"),
-			el("td", {}, bar, el("span", { className: "percent" })),
+			el("td", { className: "progress" }, bar, el("span", { className: "percent" })),
 			el("td", { className: "num" }),
 			el("td"),
 			el("td", { className: "num" }),
@@ -99,77 +118,94 @@ export class TaskTable {
 
 	private fill(row: HTMLTableRowElement, t: Shown): void {
 		const cells = row.cells;
-		const running = t.status === "running";
 		row.dataset.status = t.status;
 		setText(cells[1], t.type);
 		const status = cells[2];
 		if (status) {
 			status.className = `status status-${t.status}`;
-			setText(status, (STATUS_LABEL[t.status] ?? t.status) + (t.error && t.error.code !== t.status ? ` (${t.error.code})` : ""));
+			setText(status, statusLabel(t));
 		}
-		const percent = t.status === "succeeded" ? 100 : (t.progress?.percent ?? 0);
+		const percent = percentOf(t);
 		const bar = cells[3]?.querySelector("progress");
 		// Without a value a <progress> is indeterminate (an animation): every task has one.
 		if (bar && (!bar.hasAttribute("value") || bar.value !== percent)) bar.value = percent;
-		setText(cells[3]?.querySelector(".percent") ?? undefined, ` ${Math.round(percent)}%`);
+		setText(cells[3]?.querySelector(".percent"), ` ${Math.round(percent)}%`);
 		setText(cells[4], t.status === "queued" && typeof t.queue_position === "number" ? String(t.queue_position) : "–");
-		setText(cells[5], time(t.created_at));
-		setText(cells[6], ms(t.metrics.queue_ms));
-		setText(cells[7], ms(live(t.metrics.run_ms, t.started_at, running)));
-		setText(cells[8], ms(live(t.metrics.total_ms, t.created_at, !isTerminal(t.status))));
+		const created = cells[5];
+		setText(created, clock(t.created_at));
+		if (created && created.title !== t.created_at) created.title = t.created_at;
+		setText(cells[6], ms(ticking(t.metrics.queue_ms, t.created_at, t.status === "queued")));
+		setText(cells[7], ms(ticking(t.metrics.run_ms, t.started_at, t.status === "running")));
+		setText(cells[8], ms(ticking(t.metrics.total_ms, t.created_at, !isTerminal(t.status))));
 		const cancel = cells[9]?.querySelector("button");
 		if (cancel) cancel.disabled = isTerminal(t.status);
 	}
 }
 
-function setText(node: Element | null | undefined, text: string): void {
+export function setText(node: Element | null | undefined, text: string): void {
 	if (node && node.textContent !== text) node.textContent = text;
 }
 
 /** The detail panel's fields. */
 export function renderFields(list: HTMLElement, t: Shown): void {
-	const fields: [string, string][] = [
+	const bar = el("progress", { max: 100, value: percentOf(t) });
+	bar.setAttribute("aria-label", `Progress of task ${t.id}`);
+	const progress = t.progress ? `${Math.round(t.progress.percent)}%${t.progress.message ? ` (${t.progress.message})` : ""}` : "–";
+	const fields: [string, string | (Node | string)[]][] = [
 		["Id", t.id],
 		["Type", t.type],
-		["Status", (STATUS_LABEL[t.status] ?? t.status) + (t.error ? `: ${t.error.code}: ${t.error.message}` : "")],
+		["Status", statusLabel(t)],
 		["Priority", t.priority],
 		["Attempts", String(t.attempts)],
-		["Progress", t.progress ? `${Math.round(t.progress.percent)}%${t.progress.message ? ` (${t.progress.message})` : ""}` : "–"],
-		["Queue position", typeof t.queue_position === "number" ? String(t.queue_position) : "–"],
+		["Progress", [bar, ` ${progress}`]],
+		["Queue position", t.status === "queued" && typeof t.queue_position === "number" ? String(t.queue_position) : "–"],
 		["Created", t.created_at],
 		["Started", t.started_at ?? "–"],
 		["Finished", t.finished_at ?? "–"],
 		["Queue / run / total ms", `${ms(t.metrics.queue_ms)} / ${ms(t.metrics.run_ms)} / ${ms(t.metrics.total_ms)}`],
 	];
-	list.replaceChildren(...fields.flatMap(([name, value]) => [el("dt", { textContent: name }), el("dd", { textContent: value })]));
+	if (t.error) fields.push(["Error", `${t.error.code}: ${t.error.message}`]);
+	list.replaceChildren(
+		...fields.flatMap(([name, value]) => [
+			el("dt", { textContent: name }),
+			typeof value === "string" ? el("dd", { textContent: value }) : el("dd", {}, ...value),
+		]),
+	);
+	list.dataset.status = t.status;
 }
 
-/** A file reference in an output: `{ $file, content_type, … }`. */
-function fileRef(value: unknown): { $file: string; content_type?: string } | null {
-	if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-	const ref = value as { $file?: unknown; content_type?: unknown };
-	return typeof ref.$file === "string"
-		? { $file: ref.$file, content_type: typeof ref.content_type === "string" ? ref.content_type : undefined }
-		: null;
+/** JSON for people: indented, and cut short past what a panel can usefully show. */
+function json(value: unknown): string {
+	const text = JSON.stringify(value, null, 2) ?? "null";
+	return text.length > 20_000 ? `${text.slice(0, 20_000)}\n… (${text.length.toLocaleString("en")} characters in all)` : text;
 }
 
-/** The detail panel's output: the image itself when the output is one image file, else the JSON. */
-export function renderOutput(box: HTMLElement, t: Shown): void {
-	if (t.status !== "succeeded") {
-		box.replaceChildren();
-		return;
+/** The detail's input and output: the output image itself when the output is one image file, else JSON. */
+export function renderData(box: HTMLElement, t: Shown): void {
+	const parts: Node[] = [];
+	if (t.input !== undefined) parts.push(el("h3", { textContent: "Input" }), el("pre", { className: "json", textContent: json(t.input) }));
+	if (t.status === "succeeded" && t.output !== undefined) {
+		parts.push(el("h3", { textContent: "Output" }));
+		const file = isFileRef(t.output) ? t.output : null;
+		if (file?.content_type?.startsWith("image/")) {
+			const img = el("img", { src: t.urls.output, alt: `Output of task ${t.id} (${file.content_type})` });
+			img.id = "output-image";
+			parts.push(
+				el("a", { href: t.urls.output, target: "_blank", rel: "noopener" }, img),
+				el("pre", { className: "json", textContent: json(file) }),
+			);
+		} else parts.push(el("pre", { className: "json", id: "output-json", textContent: json(t.output) }));
 	}
-	const file = fileRef(t.output);
-	if (file?.content_type?.startsWith("image/") && t.urls && "output" in t.urls) {
-		const img = el("img", { src: (t.urls as { output: string }).output, alt: `Output of task ${t.id} (${file.content_type})` });
-		box.replaceChildren(el("h3", { textContent: "Output" }), img);
-		return;
-	}
-	box.replaceChildren(el("h3", { textContent: "Output" }), el("pre", { textContent: JSON.stringify(t.output, null, 2) }));
+	if (t.error?.details !== undefined)
+		parts.push(el("h3", { textContent: "Error details" }), el("pre", { className: "json", textContent: json(t.error.details) }));
+	box.replaceChildren(...parts);
 }
 
-/** One line of the detail panel's event list. */
-export function eventLine(event: { seq: number; type: string; at: string; data: unknown }): HTMLLIElement {
+/** One line of the detail's event list. */
+export function eventLine(event: TaskEvent): HTMLLIElement {
 	const data = event.type === "snapshot" ? "" : ` ${JSON.stringify(event.data)}`;
-	return el("li", { textContent: `#${event.seq} ${event.type} ${new Date(event.at).toLocaleTimeString()}${data}` });
+	const li = el("li", { textContent: `#${event.seq} ${event.type} ${new Date(event.at).toLocaleTimeString()}${data}` });
+	li.dataset.seq = String(event.seq);
+	li.dataset.type = event.type;
+	return li;
 }
