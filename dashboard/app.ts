@@ -158,10 +158,15 @@ async function start(): Promise<void> {
 		reportError(e);
 	}
 	running = true;
+	// Kept for the tab once the server took it (a refused key is not kept).
+	if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
 	$("key-section").hidden = true;
 	$("forget-key").hidden = apiKey === undefined;
 	live.start();
 	showStatus();
+	// A task named in the address opens once the page can read it (after the key, if one was needed).
+	if (linkedTask) void detail.open(linkedTask);
+	linkedTask = null;
 	timers = [
 		window.setInterval(tick, TICK_MS),
 		// Unfinished tasks' clocks.
@@ -396,7 +401,6 @@ async function cancelTask(id: string): Promise<void> {
 $<HTMLFormElement>("key-form").addEventListener("submit", (event) => {
 	event.preventDefault();
 	apiKey = $<HTMLInputElement>("api-key").value.trim() || undefined;
-	if (apiKey) sessionStorage.setItem(KEY_STORAGE, apiKey);
 	$<HTMLInputElement>("api-key").value = "";
 	client = makeClient();
 	startListOver();
@@ -433,7 +437,5 @@ document.addEventListener("visibilitychange", () => {
 	if (document.visibilityState === "visible") tick();
 });
 
-const linked = readLocation();
-void start().then(() => {
-	if (linked && running) void detail.open(linked);
-});
+let linkedTask = readLocation();
+void start();

@@ -124,6 +124,7 @@ describe("the dashboard in Chromium, with API keys on", () => {
 		await page.getByRole("button", { name: "Use this key" }).click();
 		await expect.poll(() => page.locator("#key-error").textContent(), { timeout: 20_000 }).toBe("The server refused this key.");
 		expect(await page.locator("#connection").textContent()).toBe("Waiting for an API key");
+		expect(await page.evaluate(() => sessionStorage.getItem("edgetask.apiKey"))).toBeNull();
 		await page.getByRole("textbox", { name: "API key" }).fill(KEY);
 		await page.getByRole("button", { name: "Use this key" }).click();
 		await expect.poll(() => page.locator("#connection").textContent(), { timeout: 20_000 }).toBe("Live");
@@ -312,6 +313,31 @@ describe("the dashboard in Chromium, with API keys on", () => {
 		}
 		expect(await page.getByRole("button", { name: "Older tasks" }).isHidden()).toBe(true);
 		await shot("09-paged");
+	});
+
+	it("reads nothing while the tab is hidden, and catches up when it is shown again", async () => {
+		const reads: string[] = [];
+		const onRequest = (r: PageRequest) => {
+			const path = new URL(r.url()).pathname;
+			if (path === "/v1/tasks" || path === "/health") reads.push(path);
+		};
+		page.on("request", onRequest);
+		const setVisibility = (state: "hidden" | "visible") =>
+			page.evaluate((s) => {
+				Object.defineProperty(document, "visibilityState", { configurable: true, get: () => s });
+				document.dispatchEvent(new Event("visibilitychange"));
+			}, state);
+		try {
+			await setVisibility("hidden");
+			reads.length = 0;
+			// More than two of the page's 3 s rounds.
+			await page.waitForTimeout(7000);
+			expect(reads).toEqual([]);
+			await setVisibility("visible");
+			await expect.poll(() => reads.includes("/v1/tasks") && reads.includes("/health"), { timeout: 5000 }).toBe(true);
+		} finally {
+			page.off("request", onRequest);
+		}
 	});
 
 	it("keeps text at a contrast of at least 4.5:1", async () => {
