@@ -35,6 +35,13 @@ describe("the dashboard's files", () => {
 		const css = await call("/dashboard/style.css");
 		expect(css.res.status).toBe(200);
 		expect(css.res.headers.get("content-type")).toMatch(/^text\/css/);
+		// Revalidated on every load (a deploy shows at once), and unchanged files cost no bytes.
+		expect(js.res.headers.get("cache-control")).toBe("no-cache");
+		const etag = js.res.headers.get("etag");
+		expect(etag).toBeTruthy();
+		const again = await call("/dashboard/app.js", { headers: { "if-none-match": etag ?? "" } });
+		expect(again.res.status).toBe(304);
+		expect(again.text).toBe("");
 		const missing = await call("/dashboard/nope.js");
 		expect(missing.res.status).toBe(404);
 		expect(errorOf(missing.body).code).toBe("not_found");

@@ -7,7 +7,7 @@ import { ErrorBody } from "../openapi/wire";
 
 /**
  * The dashboard at `/`: static files (built from dashboard/ into public/ by
- * scripts/buildDashboard.ts) served through the `ASSETS` binding. They go through the Worker
+ * scripts/buildDashboard.mjs) served through the `ASSETS` binding. They go through the Worker
  * (`run_worker_first`), so unknown paths keep the API's JSON 404 and every page gets the same
  * strict headers: the page may talk to this origin only, and run only its own script.
  */
