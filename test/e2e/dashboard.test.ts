@@ -168,12 +168,13 @@ describe("the dashboard in Chromium, with API keys on", () => {
 
 	it("shows a task submitted elsewhere, and its changes, without a reload", async () => {
 		await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
-		const task = await api.submit("sleep", { ms: 3000 });
+		// Long enough to still be running when the page has seen it, on a loaded machine too.
+		const task = await api.submit("sleep", { ms: 10_000 });
 		// The page reads new tasks every few seconds; then the socket carries the task's changes.
 		await expect.poll(() => row(task.id).count(), { timeout: 20_000 }).toBe(1);
-		const values = await watchBar(task.id, 30_000);
+		const values = await watchBar(task.id, 40_000);
 		await expect.poll(() => statusOf(task.id), { timeout: 10_000 }).toBe("succeeded");
-		expect(values.filter((v) => v > 0 && v < 100).length, `values seen: ${values}`).toBeGreaterThanOrEqual(1);
+		expect(values.filter((v) => v > 0 && v < 100).length, `values seen: ${values}`).toBeGreaterThanOrEqual(2);
 		expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
 	});
 
@@ -246,7 +247,8 @@ describe("the dashboard in Chromium, with API keys on", () => {
 	});
 
 	it("opens a running task's detail by keyboard: fields, input, output, and every event, live over the page's socket", async () => {
-		const task = await api.submit("sleep", { ms: 5000 });
+		// Long enough that the detail's history read ends while the task still runs, on a loaded machine too.
+		const task = await api.submit("sleep", { ms: 10_000 });
 		await expect.poll(() => statusOf(task.id), { timeout: 20_000 }).toBe("running");
 		await expect.poll(() => barOf(task.id), { timeout: 10_000 }).toBeGreaterThanOrEqual(20);
 		const opener = row(task.id).getByRole("button", { name: `Details of task ${task.id}` });
@@ -270,15 +272,15 @@ describe("the dashboard in Chromium, with API keys on", () => {
 		expect(seqs[0]).toBe(1);
 		expect(await page.locator("#detail-fields").getAttribute("data-status")).toBe("succeeded");
 		expect(await page.locator("#detail-fields progress").evaluate((b: HTMLProgressElement) => b.value)).toBe(100);
-		await expect.poll(() => page.locator("#output-json").textContent()).toBe(JSON.stringify({ slept_ms: 5000 }, null, 2));
-		expect(await page.locator("#detail-data pre").first().textContent()).toBe(JSON.stringify({ ms: 5000 }, null, 2));
+		await expect.poll(() => page.locator("#output-json").textContent()).toBe(JSON.stringify({ slept_ms: 10_000 }, null, 2));
+		expect(await page.locator("#detail-data pre").first().textContent()).toBe(JSON.stringify({ ms: 10_000 }, null, 2));
 		// The address names the open task.
 		expect(new URL(page.url()).searchParams.get("task")).toBe(task.id);
 		await shot("07-detail");
 		// "Submit again" takes the task's type and input to the form.
 		await page.getByRole("button", { name: "Submit again…" }).click();
 		expect(await page.locator("#task-type").inputValue()).toBe("sleep");
-		expect(JSON.parse(await page.getByLabel("Input (JSON)").inputValue())).toEqual({ ms: 5000 });
+		expect(JSON.parse(await page.getByLabel("Input (JSON)").inputValue())).toEqual({ ms: 10_000 });
 		// Escape closes the detail and gives focus back to where it was opened.
 		await page.locator("#detail-title").focus();
 		await page.keyboard.press("Escape");
@@ -334,7 +336,7 @@ describe("the dashboard in Chromium, with API keys on", () => {
 			await page.waitForTimeout(7000);
 			expect(reads).toEqual([]);
 			await setVisibility("visible");
-			await expect.poll(() => reads.includes("/v1/tasks") && reads.includes("/health"), { timeout: 5000 }).toBe(true);
+			await expect.poll(() => reads.includes("/v1/tasks") && reads.includes("/health"), { timeout: 10_000 }).toBe(true);
 		} finally {
 			page.off("request", onRequest);
 		}
