@@ -5,7 +5,7 @@ import tseslint from "typescript-eslint";
 export default tseslint.config(
 	{ ignores: ["node_modules/", ".wrangler/", "worker-configuration.d.ts", "bench/results/", "clients/js/dist/"] },
 	{
-		files: ["src/**/*.ts", "clients/js/**/*.ts"],
+		files: ["src/**/*.ts", "clients/js/**/*.ts", "dashboard/**/*.ts"],
 		extends: [tseslint.configs.recommendedTypeChecked],
 		languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
 		rules: {

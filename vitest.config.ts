@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { imageOrigin } from "./test/shared/imageOrigin.ts";
@@ -45,6 +46,10 @@ function runtime(bindings: Record<string, unknown> = {}) {
 		},
 	});
 }
+
+// The Worker's static assets (the dashboard, public/) must exist before the runtime starts;
+// wrangler builds them itself for `dev` and `deploy`.
+execFileSync(process.execPath, ["scripts/buildDashboard.mjs"], { stdio: "inherit" });
 
 export default defineConfig({
 	test: {

@@ -6,10 +6,12 @@ import { ApiError } from "./api/errors";
 import { ConfigError } from "./config";
 import { fileRoutes } from "./api/routes/files";
 import { docsRoutes } from "./api/routes/docs";
+import { dashboardRoutes } from "./api/routes/dashboard";
 import { listingRoutes } from "./api/routes/listing";
 import { liveRoutes } from "./api/routes/live";
 import { serviceRoutes } from "./api/routes/service";
 import { taskRoutes } from "./api/routes/tasks";
+import { typeRoutes } from "./api/routes/types";
 import { workRoutes } from "./api/routes/work";
 import { queue } from "./consumer";
 import type { TaskMessage } from "./task/model";
@@ -42,7 +44,17 @@ app.use("*", async (c, next) => {
 
 // Every route documents itself (`describe`, api/openapi/describe.ts); the docs module reads
 // the whole table, so /openapi.json and /docs cover routes mounted after it too.
-for (const module of [taskRoutes, listingRoutes, liveRoutes, fileRoutes, serviceRoutes, workRoutes, docsRoutes(() => app.routes)])
+for (const module of [
+	taskRoutes,
+	listingRoutes,
+	liveRoutes,
+	fileRoutes,
+	serviceRoutes,
+	workRoutes,
+	typeRoutes,
+	dashboardRoutes,
+	docsRoutes(() => app.routes),
+])
 	app.route("/", module);
 
 // Known paths with the wrong method: 405 with Allow, not 404. Derived from the routes themselves,

@@ -82,6 +82,11 @@ export async function verifyTaskToken(env: Env, id: string, token: string): Prom
 	return crypto.subtle.verify("HMAC", await tokenKey(env), mac, encoder.encode(`${id}.${match[1]}`));
 }
 
+/** The dashboard's page and its static files (src/api/routes/dashboard.ts). */
+export function isDashboardPath(pathname: string): boolean {
+	return pathname === "/" || pathname.startsWith("/dashboard/");
+}
+
 /** Paths a task token opens: `/v1/tasks/{id}` and its ws, events, cancel and output. */
 const TASK_PATH = /^\/v1\/tasks\/([A-Za-z0-9._:-]{1,128})(\/ws|\/events|\/cancel|\/output)?$/;
 
@@ -89,7 +94,8 @@ const TASK_PATH = /^\/v1\/tasks\/([A-Za-z0-9._:-]{1,128})(\/ws|\/events|\/cancel
  * How a request was let in: `open` (auth off), `key` (a valid API key), `task-token` (a valid
  * token for the task in the path), `anonymous` (no credentials, on the routes that allow it:
  * `GET /health`, which then answers only `{status}`, `GET /v1/ws`, whose subscriptions then
- * each need a task token, and the API's description, `GET /openapi.json` and `GET /docs`).
+ * each need a task token, and the API's description, `GET /openapi.json` and `GET /docs`, and the dashboard's static files, `GET /` and
+ * `GET /dashboard/*`, which hold no data).
  */
 export type Access = "open" | "key" | "task-token" | "anonymous";
 
@@ -105,6 +111,8 @@ export async function authorize(env: Env, request: Request): Promise<Access> {
 	if (request.method === "GET" && url.pathname === "/health") return "anonymous";
 	// The API's own description is public, as API docs are.
 	if (request.method === "GET" && (url.pathname === "/openapi.json" || url.pathname === "/docs")) return "anonymous";
+	// The dashboard's static files hold no data: it asks for the key and sends it with each call.
+	if (request.method === "GET" && isDashboardPath(url.pathname)) return "anonymous";
 	// Anonymous multi-task sockets live on task tokens, which need a configured secret.
 	if (request.method === "GET" && url.pathname === "/v1/ws" && apiKeys(env).length > 0) return "anonymous";
 	if (apiKeys(env).length === 0) {

@@ -34,7 +34,7 @@ export type TaskTypes = {
 		: { input: unknown; output: unknown };
 };
 
-/** Every task type this deployment offers, by name (for the API's documentation). */
+/** Every task type that runs in the Worker here, by name (the API's documentation, `GET /v1/types`). */
 export function offeredProcessors(env: Env): Record<string, Processor> {
 	return settings(env).faultProcessors ? { ...TASK_TYPES, ...FAULTS } : { ...TASK_TYPES };
 }

@@ -35,6 +35,8 @@ function snapshotSource(): { config: string; remove(): void } {
 	const dir = mkdtempSync(join(tmpdir(), "edgetask-e2e-src-"));
 	cpSync(join(root, "src"), join(dir, "src"), { recursive: true });
 	cpSync(join(root, "wrangler.toml"), join(dir, "wrangler.toml"));
+	// What wrangler's build step needs to make the dashboard's files (scripts/buildDashboard.mjs).
+	for (const part of ["scripts", "dashboard", "clients"]) cpSync(join(root, part), join(dir, part), { recursive: true });
 	if (existsSync(join(root, ".dev.vars"))) cpSync(join(root, ".dev.vars"), join(dir, ".dev.vars"));
 	symlinkSync(join(root, "node_modules"), join(dir, "node_modules"), "dir");
 	return { config: join(dir, "wrangler.toml"), remove: () => rmSync(dir, { recursive: true, force: true }) };
@@ -68,7 +70,7 @@ export function configVariant(name: string, edit: (toml: string) => string): str
 	const dir = join(root, ".wrangler", "e2e-configs");
 	mkdirSync(dir, { recursive: true });
 	const absolute = readFileSync(join(root, "wrangler.toml"), "utf8").replace(
-		/^(main|directory|watch_dir) = "(\.?\/?)([^"]*)"/gm,
+		/^(main|directory|watch_dir|cwd) = "(\.?\/?)([^"]*)"/gm,
 		(_, key: string, _dot: string, path: string) => `${key} = "${join(root, path)}"`,
 	);
 	const file = join(dir, `${name}.toml`);

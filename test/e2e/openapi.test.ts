@@ -1,7 +1,8 @@
 /**
  * GET /openapi.json and GET /docs on a real `wrangler dev`: the document passes an independent
  * OpenAPI 3.1 validator, every reference resolves, its schemas are valid JSON Schema 2020-12,
- * and real answers of the server (tasks, events, errors, health, the seed envelope) validate
+ * and real answers of the server (tasks, events, errors, health, the seed envelope, a listing
+ * page, the task types) validate
  * against them. The docs page loads no asset from anywhere: in Chromium with every request but
  * the page itself blocked, it renders whole.
  */
@@ -62,6 +63,15 @@ function schemaValidator() {
 		const ok = validate(value);
 		return ok ? "valid" : JSON.stringify(validate.errors);
 	};
+}
+
+/** Checks `value` against the JSON schema of an operation's answer (`status`), with the components beside it. */
+function answerCheck(path: string, method: string, status: number, value: unknown): string {
+	const op = doc.paths[path]?.[method] as { responses: Record<string, { content?: Record<string, { schema?: object }> }> } | undefined;
+	const schema = op?.responses[String(status)]?.content?.["application/json"]?.schema;
+	if (!schema) throw new Error(`no JSON answer ${status} for ${method.toUpperCase()} ${path}`);
+	const validate = new Ajv2020({ strict: false, allErrors: true }).compile({ components: doc.components, ...schema });
+	return validate(value) ? "valid" : JSON.stringify(validate.errors);
 }
 
 describe("GET /openapi.json", () => {
@@ -138,6 +148,13 @@ describe("GET /openapi.json", () => {
 			body: '{"ms":10}',
 		});
 		expect(check("SeedEnvelope", seed.body)).toBe("valid");
+		// The listing and the task types, as the dashboard reads them.
+		const page = await request(`${server.url}/v1/tasks?limit=5`);
+		expect(answerCheck("/v1/tasks", "get", 200, page.body)).toBe("valid");
+		const types = await request<{ types: unknown[] }>(`${server.url}/v1/types`);
+		expect(types.body.types.length).toBeGreaterThan(5);
+		expect(answerCheck("/v1/types", "get", 200, types.body)).toBe("valid");
+		expect(answerCheck("/v1/types", "get", 200, { types: [{ type: "x", runs: "somewhere", input_schema: null }] })).not.toBe("valid");
 		// And a wrong answer does not pass: the check can fail.
 		expect(check("Task", { ...queued.body, status: "sleeping" })).not.toBe("valid");
 	});

@@ -13,7 +13,13 @@ import {
 	type ServerTaskTypes,
 	type Task as ClientTask,
 	type TaskEvent as ClientEvent,
+	type TaskPage as ClientPage,
+	type TaskTypeInfo as ClientTypeInfo,
 } from "../../clients/js/src/index";
+import type { z } from "zod";
+import type { TaskPage as WirePage } from "../../src/api/routes/listing";
+import type { TypeList as WireTypes } from "../../src/api/routes/types";
+import { eventually } from "../shared/waits";
 import type { TaskEvent as ServerEvent } from "../../src/task/events";
 import type { Task as ServerTask } from "../../src/task/model";
 import { ORIGIN } from "./support/api";
@@ -63,6 +69,61 @@ describe("the client in workerd", () => {
 		const refused = await client.submit("sleep", { ms: -1 }).catch((e: unknown) => e);
 		expect(refused).toBeInstanceOf(HttpError);
 		expect((refused as HttpError).body.error.code).toBe("invalid_input");
+	});
+});
+
+describe("listing and types through the client", () => {
+	it("list() pages newest first with status and type filters; a bad query is an HttpError", async () => {
+		const { client } = workerClient();
+		const mine: string[] = [];
+		for (let i = 0; i < 3; i++) mine.push((await client.submit("echo", { i }, { wait: 10 })).id);
+		const canceled = await client.submit("sleep", { ms: 30_000 });
+		await client.cancel(canceled);
+		// Rows reach the listing off the request path: wait for all four.
+		await eventually(
+			async () => {
+				const ids = (await client.list({ limit: 500 })).tasks.map((t) => t.id);
+				return [...mine, canceled.id].every((id) => ids.includes(id)) || undefined;
+			},
+			"the tasks listed",
+			15_000,
+			100,
+		);
+		// Pages of one, walked by cursor, give the echo tasks newest first, each once.
+		const walked: string[] = [];
+		let cursor: string | undefined;
+		for (let page = 0; page < 50 && walked.length < 500; page++) {
+			const next = await client.list({ type: "echo", limit: 1, cursor });
+			expect(next.tasks.length).toBeLessThanOrEqual(1);
+			walked.push(...next.tasks.map((t) => t.id));
+			if (mine.every((id) => walked.includes(id)) || next.next_cursor === null) break;
+			cursor = next.next_cursor;
+		}
+		expect(walked.filter((id) => mine.includes(id))).toEqual([...mine].reverse());
+		expect(new Set(walked).size).toBe(walked.length);
+		const byStatus = await client.list({ status: ["canceled"], limit: 500 });
+		expect(byStatus.tasks.every((t) => t.status === "canceled")).toBe(true);
+		expect(byStatus.tasks.map((t) => t.id)).toContain(canceled.id);
+		expect(byStatus.tasks.map((t) => t.id)).not.toContain(mine[0]);
+		const refused = await client.list({ limit: 501 }).catch((e: unknown) => e);
+		expect(refused).toBeInstanceOf(HttpError);
+		expect((refused as HttpError).body.error.code).toBe("invalid_query");
+	});
+
+	it("types() lists the types offered with their input schemas", async () => {
+		const { client } = workerClient();
+		const types = await client.types();
+		const sleep = types.find((t) => t.type === "sleep");
+		expect(sleep?.runs).toBe("worker");
+		expect(JSON.stringify(sleep?.input_schema)).toContain('"ms"');
+		const checksum = types.find((t) => t.type === "checksum")?.input_schema as { required?: string[] } | undefined;
+		expect(checksum?.required).toContain("text");
+	});
+
+	it("the client's TaskPage and TaskTypeInfo are what the routes answer", () => {
+		expectTypeOf<z.output<typeof WirePage>>().toExtend<ClientPage>();
+		expectTypeOf<keyof z.output<typeof WirePage>["tasks"][number]>().toEqualTypeOf<keyof ClientPage["tasks"][number]>();
+		expectTypeOf<z.output<typeof WireTypes>["types"][number]>().toEqualTypeOf<ClientTypeInfo>();
 	});
 });
 

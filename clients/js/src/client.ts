@@ -8,11 +8,14 @@ import {
 	type Health,
 	type StoredFile,
 	type InputOf,
+	type ListQuery,
 	type OutputOf,
 	type SubmitFields,
 	type Task,
 	type TaskEvent,
+	type TaskPage,
 	type TaskProgress,
+	type TaskTypeInfo,
 	type TaskTypeMap,
 	type TypeName,
 } from "./types";
@@ -81,6 +84,13 @@ export interface Client<M extends TaskTypeMap = TaskTypeMap> {
 	/** Every event of a task, in order, each once, across reconnections, up to the terminal one. */
 	events(ref: TaskRef, options?: { after?: number; signal?: AbortSignal }): AsyncIterable<TaskEvent>;
 	health(options?: { signal?: AbortSignal }): Promise<Health>;
+	/**
+	 * One page of recent tasks, newest first (`GET /v1/tasks`), filtered by status and type. A
+	 * row's status trails its task by up to about a second; follow a task for its live state.
+	 */
+	list(query?: ListQuery & { signal?: AbortSignal }): Promise<TaskPage>;
+	/** The task types the server offers, with their input's JSON Schema (`GET /v1/types`). */
+	types(options?: { signal?: AbortSignal }): Promise<TaskTypeInfo[]>;
 	/** Files (R2): upload one to use in a task's input as `{ $file: id }`; download one. */
 	files: {
 		upload(data: Blob | ArrayBuffer | Uint8Array | string, options?: { contentType?: string; signal?: AbortSignal }): Promise<StoredFile>;
@@ -292,6 +302,21 @@ export function createClient<M extends TaskTypeMap = TaskTypeMap>(options: Clien
 
 		async health(opts = {}) {
 			return (await http.request<Health>(http.url("/health"), { signal: opts.signal })).body;
+		},
+
+		async list(query = {}) {
+			const params = new URLSearchParams();
+			const statuses = typeof query.status === "string" ? [query.status] : query.status;
+			if (statuses?.length) params.set("status", statuses.join(","));
+			if (query.type !== undefined) params.set("type", query.type);
+			if (query.limit !== undefined) params.set("limit", String(query.limit));
+			if (query.cursor !== undefined) params.set("cursor", query.cursor);
+			const search = params.toString();
+			return (await http.request<TaskPage>(http.url(search ? `/v1/tasks?${search}` : "/v1/tasks"), { signal: query.signal })).body;
+		},
+
+		async types(opts = {}) {
+			return (await http.request<{ types: TaskTypeInfo[] }>(http.url("/v1/types"), { signal: opts.signal })).body.types;
 		},
 
 		files: {

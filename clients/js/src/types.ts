@@ -85,6 +85,50 @@ export interface TaskEvent {
 	data: Partial<Task>;
 }
 
+/** A row of the task listing (`GET /v1/tasks`): the task without its input, output and webhook. */
+export type TaskRow = Pick<
+	Task,
+	| "id"
+	| "type"
+	| "status"
+	| "priority"
+	| "progress"
+	| "attempts"
+	| "created_at"
+	| "started_at"
+	| "finished_at"
+	| "metrics"
+	| "error"
+	| "urls"
+>;
+
+/** A page of the task listing, newest first; pass `next_cursor` back as `cursor` for the next (null: the last page). */
+export interface TaskPage {
+	tasks: TaskRow[];
+	next_cursor: string | null;
+}
+
+/** Which page of the listing `list` asks for. */
+export interface ListQuery {
+	/** Only tasks in these statuses. */
+	status?: TaskStatus | readonly TaskStatus[];
+	/** Only tasks of this type. */
+	type?: string;
+	/** Rows per page, 1–500 (the server's default: 50). */
+	limit?: number;
+	/** The previous page's `next_cursor`. */
+	cursor?: string;
+}
+
+/** A task type as `GET /v1/types` describes it. */
+export interface TaskTypeInfo {
+	type: string;
+	/** `worker`: runs inside the Worker; `pull`: waits for a pull worker to lease it. */
+	runs: "worker" | "pull";
+	/** JSON Schema of the input as submitted; null when the type accepts any JSON or its schema cannot be expressed. */
+	input_schema: Record<string, unknown> | null;
+}
+
 /** The JSON body of every error answer. */
 export interface ErrorBody {
 	error: { code: string; message: string; details?: unknown };

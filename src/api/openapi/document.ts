@@ -55,7 +55,8 @@ function operationId(method: string, path: string): string {
 		.split(/[^A-Za-z0-9]+/)
 		.filter(Boolean)
 		.map((w) => w[0]?.toUpperCase() + w.slice(1));
-	return method.toLowerCase() + words.join("");
+	// `/` has no words: its operation is named for the root.
+	return method.toLowerCase() + (words.join("") || "Root");
 }
 
 /** Collects JSON Schemas: named ones into components, nested `$defs` hoisted beside them. */
@@ -217,6 +218,7 @@ export function openApiDocument(routes: readonly ServedRoute[], taskInputs: Reco
 			{ name: "workers", description: "Pull workers: lease tasks of WORKER_TYPES, heartbeat, complete, fail" },
 			{ name: "service", description: "Health and the seed template's endpoint" },
 			{ name: "docs", description: "This document and its page" },
+			{ name: "dashboard", description: "The dashboard at `/`: a page and its files, which hold no data (its calls carry the key)" },
 		],
 		paths,
 		components: {
