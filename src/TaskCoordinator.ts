@@ -6,10 +6,11 @@ import { logTaskEnd } from "./observability/taskEndLog";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
 import { findProcessor, type Processor } from "./processors";
-import { TaskSlot } from "./scheduling/taskSlot";
+import { TaskSlot, type PlaceInLine } from "./scheduling/taskSlot";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
+	inLine,
 	isTerminal,
 	toTask,
 	type Json,
@@ -141,6 +142,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 			save: (type, data) => this.save(type, data),
 			persist: () => this.persist(),
 			schedule: () => this.schedule(),
+			saveWaiting: (r, positionBefore) => this.saveWaiting(r, positionBefore),
+			watched: () => this.watched(),
 			setProgress: (r, attempt, percent, message) => this.setProgress(r, attempt, percent, message),
 			flushProgress: (r, attempt) => this.flushProgress(r, attempt),
 			retryLater: (r, error) => this.retryLater(r, error),
@@ -319,17 +322,30 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return true;
 	}
 
-	/** The lane says where the task now stands in line; subscribers get a `queued` event. False: stop telling. */
+	/**
+	 * The lane says where the task now stands in line (a Scheduler lane, or the work lane for a
+	 * pull task); subscribers get a `queued` event. False: stop telling.
+	 */
 	async queuePositionChanged(lane: string, position: number): Promise<boolean> {
 		const r = this.record;
-		if (!r || r.status !== "queued" || r.lane !== lane || r.laneState !== "waiting") return false;
-		if (this.slot.heard(r, position)) this.positionEvents.changed();
-		return this.fanout.hasSubscribers() || this.followers().size > 0;
+		if (!r || !this.line(r).waitsIn(r, lane)) return false;
+		if (this.line(r).heard(r, position)) this.positionEvents.changed();
+		return this.watched();
 	}
 
 	private flushPosition(): void {
 		const r = this.record;
-		if (r?.status === "queued" && r.laneState === "waiting") this.commit("queued", { queue_position: r.queuePosition });
+		if (r && inLine(r)) this.commit("queued", { queue_position: r.queuePosition });
+	}
+
+	/** Where the task's place in line is kept: its slot lane's, or the work lane's for a pull task. */
+	private line(r: TaskRecord): PlaceInLine {
+		return r.pull ? this.pullTask : this.slot;
+	}
+
+	/** The task has live subscribers (sockets, SSE streams, hubs): lanes push it its position. */
+	private watched(): boolean {
+		return this.fanout.hasSubscribers() || this.followers().size > 0;
 	}
 
 	// ---- RPC: called by the work lane and the worker API (src/workers/, src/api/routes/work.ts) ----
@@ -369,7 +385,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | "unknown" | "ended"> {
 		if (!this.record) return "unknown";
-		await this.slot.refresh(this.record, true);
+		await this.line(this.record).refresh(this.record, true);
 		const events = this.catchUp(after);
 		const ended = isTerminal(this.record.status);
 		if (ended && events.length === 0) return "ended";
@@ -386,7 +402,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY) WITHOUT ROWID");
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 			followers.add(hub);
-			await this.slot.refresh(r, true);
+			await this.line(r).refresh(r, true);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
 	}
@@ -402,7 +418,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
 		}
 		const after = new URL(request.url).searchParams.get("after");
-		await this.slot.refresh(this.record, true);
+		await this.line(this.record).refresh(this.record, true);
 		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)), isTerminal(this.record.status));
 	}
 
@@ -473,7 +489,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (Date.now() < r.runAfter) return false;
 		let granted: boolean;
 		try {
-			granted = await this.slot.acquire(r, this.fanout.hasSubscribers() || this.followers().size > 0);
+			granted = await this.slot.acquire(r, this.watched());
 		} catch (e) {
 			if (!(e instanceof ConfigError)) throw e;
 			// Limits that no longer parse (changed since submit): fail clearly rather than wait forever.
@@ -487,7 +503,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** A delivered task that may not start yet: store where it stands (a `queued` event if its place changed). */
 	private async saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void> {
 		if (this.record !== r || r.status !== "queued") return;
-		if (r.laneState === "waiting" && r.queuePosition !== null && r.queuePosition !== positionBefore) {
+		if (inLine(r) && r.queuePosition !== null && r.queuePosition !== positionBefore) {
 			this.positionEvents.sentElsewhere();
 			await this.save("queued", { queue_position: r.queuePosition });
 		} else {
@@ -770,9 +786,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** The task, with its queue position made current: from its slot lane, or the work lane for a pull task. */
 	private async taskWithPosition(): Promise<Task> {
 		const r = this.record;
-		if (r) await this.slot.refresh(r, false);
-		if (!r?.pull) return this.task();
-		return { ...this.task(), queue_position: await this.pullTask.queuePositionNow(r) };
+		if (r) await this.line(r).refresh(r, false);
+		return this.task();
 	}
 
 	// ---- events and webhooks ----

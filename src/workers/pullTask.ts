@@ -1,8 +1,10 @@
 import type { TaskFiles } from "../files/taskFiles";
+import { withTimeout } from "../lib/timeout";
 import { PermanentError } from "../processors";
 import { rankOf } from "../scheduling/rank";
+import type { PlaceInLine } from "../scheduling/taskSlot";
 import { PROGRESS_EVENTS_PER_S, type TaskEventType } from "../task/events";
-import type { Json, Task, TaskError, TaskRecord, TaskStatus } from "../task/model";
+import { inLine, type Json, type Task, type TaskError, type TaskRecord, type TaskStatus } from "../task/model";
 import { Throttle } from "../task/throttle";
 import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, type LeaseGrant } from "./lease";
 import type { HeartbeatOutcome, LeaseOutcome } from "./outcomes";
@@ -12,6 +14,8 @@ import { WORK_LANE } from "./WorkLane";
 const MAX_RECHECK_GAP_MS = 3_600_000;
 /** A work lane that could not be reached is offered the task again this much later. */
 const UNREACHABLE_RETRY_MS = 1000;
+/** Longest a GET or a new subscriber waits for the work lane to say a position. */
+const POSITION_TIMEOUT_MS = 2000;
 
 /** What a pull task needs from its TaskCoordinator: the lifecycle steps every task shares. */
 export interface PullTaskHost {
@@ -23,6 +27,10 @@ export interface PullTaskHost {
 	persist(): void;
 	/** Points the alarm at the next deadline. */
 	schedule(): Promise<void>;
+	/** Commits a waiting task, with a `queued` event if its position changed from `positionBefore`. */
+	saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void>;
+	/** The task has live subscribers (sockets, SSE streams, hubs): its lane pushes it its position. */
+	watched(): boolean;
 	/** Sets the running attempt's progress; false if `attempt` is no longer current or the value is unusable. */
 	setProgress(r: TaskRecord, attempt: number, percent: unknown, message: unknown): boolean;
 	/** Sends the running attempt's progress as an event. */
@@ -45,14 +53,13 @@ export interface PullTaskHost {
  * so the object hibernates while the worker computes. Every call of a worker carries the lease
  * token; only the current lease may change the task.
  *
- * The record's `offered` (it waits in the lane), `lease` and `attemptDeadline` are kept here;
- * the coordinator stores the record as part of the change that caused the call.
+ * The record's `offered` (it waits in the lane), `queuePosition` (its place there), `lease` and
+ * `attemptDeadline` are kept here; the coordinator stores the record as part of the change that
+ * caused the call. Its position reaches subscribers as a Scheduler lane's does (PlaceInLine).
  */
-export class PullTask {
+export class PullTask implements PlaceInLine {
 	/** Progress events of the current lease, at most PROGRESS_EVENTS_PER_S (made on first use). */
 	private leaseProgress: { attempt: number; throttle: Throttle } | null = null;
-	/** The queue position the work lane last gave (refreshed when the task is read). */
-	private queuePosition: number | null = null;
 
 	constructor(
 		private readonly ctx: DurableObjectState,
@@ -68,6 +75,7 @@ export class PullTask {
 		const now = Date.now();
 		if (!r?.pull || r.status !== "queued" || !r.dispatched || now < r.runAfter) return null;
 		r.offered = false;
+		r.queuePosition = null;
 		r.status = "running";
 		r.attempts += 1;
 		r.startedAt = now;
@@ -75,7 +83,13 @@ export class PullTask {
 		r.error = null;
 		r.lease = { token: newLeaseToken(r.attempts), workerId, expiresAt: now + r.pull.leaseS * 1000, reported: null };
 		r.attemptDeadline = now + r.timeoutS * 1000;
-		await this.host.save("running", { status: "running", attempts: r.attempts, started_at: new Date(now).toISOString() });
+		// queue_position: null, as a slot task's `running` event: subscribers stop showing a place.
+		await this.host.save("running", {
+			status: "running",
+			attempts: r.attempts,
+			started_at: new Date(now).toISOString(),
+			queue_position: null,
+		});
 		return {
 			task: { id: r.id, type: r.type, input: r.input, attempt: r.attempts, priority: r.priority },
 			lease: { token: r.lease.token, expires_at: new Date(r.lease.expiresAt).toISOString(), heartbeat_s: heartbeatS(r.pull.leaseS) },
@@ -211,13 +225,34 @@ export class PullTask {
 		return r.offered ? r.recoverAt : r.runAfter;
 	}
 
-	/** The task's queue position now, asked of the work lane while it waits there (null otherwise). */
-	async queuePositionNow(r: TaskRecord): Promise<number | null> {
-		if (r.status !== "queued" || !r.offered) return null;
+	// ---- its place in the work lane (PlaceInLine) ----
+
+	/** True when `lane` is the lane the task waits in now. */
+	waitsIn(r: TaskRecord, lane: string): boolean {
+		return lane === WORK_LANE && inLine(r);
+	}
+
+	/** A position from the work lane: true if it differs from the one the task had. */
+	heard(r: TaskRecord, position: number): boolean {
+		const changed = r.queuePosition !== position;
+		r.queuePosition = position;
+		return changed;
+	}
+
+	/**
+	 * Makes the task's position current before it is shown: for a new subscriber (`watched`: the
+	 * lane then pushes it every change) or a GET. Unlike a Scheduler lane's task, a GET always
+	 * asks (two indexed reads in the lane), so positions read one after another agree with each
+	 * other. If the lane does not answer in time, the last position heard is shown.
+	 */
+	async refresh(r: TaskRecord, watched: boolean): Promise<void> {
+		if (!inLine(r)) return;
 		try {
-			return await this.env.WORK_LANE.getByName(WORK_LANE).queuePosition(r.id);
-		} catch {
-			return this.queuePosition;
+			const lane = this.env.WORK_LANE.getByName(WORK_LANE);
+			const position = await withTimeout(watched ? lane.watch(r.id, true) : lane.position(r.id), POSITION_TIMEOUT_MS, "the work lane");
+			if (position !== null && inLine(r)) this.heard(r, position);
+		} catch (e) {
+			console.error(`task ${r.id}: queue position not refreshed: ${String(e)}`);
 		}
 	}
 
@@ -228,23 +263,25 @@ export class PullTask {
 	 * it waits there, a slow alarm (backing off to an hour) checks the lane still has it.
 	 */
 	private async offer(r: TaskRecord): Promise<void> {
-		let offered = false;
+		const positionBefore = inLine(r) ? r.queuePosition : null;
+		let position: number | null = null;
 		try {
-			this.queuePosition = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
+			position = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
 				id: r.id,
 				type: r.type,
 				rank: rankOf(r.runAt, r.priority, this.host.priorityOffsetS),
+				watched: this.host.watched(),
 			});
-			offered = true;
 		} catch (e) {
 			console.error(`task ${r.id}: offering to the work lane failed, the alarm retries: ${String(e)}`);
 		}
 		// The lane may have leased it (or a cancel ended it) during the call: that stored its state.
 		if (this.host.record() !== r || r.status !== "queued") return;
-		r.offered = offered;
-		if (!offered) r.runAfter = Date.now() + UNREACHABLE_RETRY_MS;
+		r.offered = position !== null;
+		if (position === null) r.runAfter = Date.now() + UNREACHABLE_RETRY_MS;
+		else this.heard(r, position);
 		r.recoverAt = Date.now() + Math.min(this.host.recheckS * 1000 * 2 ** r.recoveries, MAX_RECHECK_GAP_MS);
-		await this.host.save();
+		await this.host.saveWaiting(r, positionBefore);
 	}
 
 	/** A lease past its expiry is over even if the alarm has not fired yet: no late call revives it. */

@@ -25,6 +25,7 @@ const WORKER_TYPES = {
 	resize: { lease_s: 30 },
 	schema: { input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] } },
 	bigout: { lease_s: 30 },
+	line: { lease_s: 30 },
 };
 
 let server: DevServer;
@@ -291,6 +292,39 @@ describe("worker API", () => {
 		expect(grants.map((g) => g.task.id)).toEqual(expected);
 		expect((await api.get(high.id)).body.queue_position).toBeNull();
 		for (const g of grants) await api.complete(g.task.id, { token: g.lease.token, output: null });
+	});
+
+	it("a subscriber of a waiting task gets its place: snapshot, `queued` events as workers take the tasks ahead, `running` clears it", async () => {
+		const line = [await submitted("line", { n: 0 }), await submitted("line", { n: 1 }), await submitted("line", { n: 2 })];
+		const last = line[2] as PullTaskJson;
+		const ws = new WebSocket(last.urls.ws);
+		const frames: { type: string; data?: { status?: string; queue_position?: number | null } }[] = [];
+		ws.addEventListener("message", (m) => frames.push(JSON.parse(String(m.data))));
+		await new Promise((resolve, reject) => {
+			ws.addEventListener("open", resolve);
+			ws.addEventListener("error", reject);
+		});
+		const frame = async (match: (f: (typeof frames)[number]) => boolean, what: string) => {
+			const deadline = Date.now() + 10_000;
+			for (;;) {
+				const found = frames.find(match);
+				if (found) return found;
+				if (Date.now() > deadline) throw new Error(`no ${what} within 10 s: ${JSON.stringify(frames)}`);
+				await sleep(25);
+			}
+		};
+		expect(await frame((f) => f.type === "snapshot", "snapshot")).toMatchObject({ data: { status: "queued", queue_position: 2 } });
+		const grants: Grant[] = [];
+		for (const expected of [1, 0]) {
+			grants.push(await leaseOne(api, ["line"]));
+			await frame((f) => f.type === "queued" && f.data?.queue_position === expected, `a queued event with position ${expected}`);
+		}
+		grants.push(await leaseOne(api, ["line"]));
+		expect(grants.map((g) => g.task.id)).toEqual(line.map((t) => t.id));
+		expect((await frame((f) => f.type === "running", "the running event")).data).toMatchObject({ queue_position: null });
+		for (const g of grants) expect((await api.complete(g.task.id, { token: g.lease.token, output: null })).status).toBe(200);
+		ws.close();
+		expect(frames.filter((f) => f.type === "queued").map((f) => f.data?.queue_position)).toEqual([1, 0]);
 	});
 
 	it("a task goes to exactly one of many held lease requests", async () => {
