@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { sleep, startDevServer, tempDir, type DevServer, type ErrorJson } from "./helpers";
 import { freePort } from "../../scripts/devServer";
-import { Api, isGrant, leaseOne, startForwarder, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
+import { Api, isGrant, leaseOne, python39, startForwarder, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
 
 const KEY = "pull-test-key";
 const WORKER_TYPES = {
@@ -26,7 +26,11 @@ const WORKER_TYPES = {
 	schema: { input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] } },
 	bigout: { lease_s: 30 },
 	line: { lease_s: 30 },
+	py39: { lease_s: 1.5 },
 };
+
+/** Python 3.9, the oldest version the package supports, when this machine has it. */
+const PY39 = python39();
 
 let server: DevServer;
 let api: Api;
@@ -268,6 +272,32 @@ describe("seed adapter", () => {
 		const task = await api.get((bad.body as { data: { uuid: string } }).data.uuid);
 		expect(task.body.attempts).toBe(1);
 		expect(task.body.error?.code).toBe("process_failed");
+	});
+});
+
+describe("on Python 3.9, the oldest version the package supports", () => {
+	it.skipIf(PY39 === null)("keeps a lease through heartbeats, relays progress, and runs the seed adapter", async () => {
+		const python = PY39 ?? "python3";
+		const w = startPythonWorker({
+			python,
+			args: ["--url", server.url, "--type", "py39", "--task", "pull_tasks:steps", "--wait", "5"],
+			env: { EDGETASK_API_KEY: KEY },
+			logFile: logFile(),
+		});
+		// 2.5 s of work on a 1.5 s lease: only heartbeats (every 0.5 s) keep it.
+		const res = await api.submit("py39", { steps: 5, gap_ms: 500 }, {}, 30);
+		expect(res.body.status, w.output()).toBe("succeeded");
+		expect(res.body).toMatchObject({ attempts: 1, output: { steps: 5 }, progress: { percent: 100, message: "step 5 of 5" } });
+
+		const seed = startPythonWorker({
+			python,
+			args: ["--url", server.url, "--type", "seedjob", "--seed", "seed_app:process_task", "--wait", "5"],
+			env: { EDGETASK_API_KEY: KEY },
+			logFile: logFile(),
+		});
+		const ok = await api.post("/process", { uuid: `seed39-${Date.now()}`, prompt: "a cat" });
+		expect(ok.body, seed.output()).toMatchObject({ success: true, code: 0, msg: "ok" });
+		expect(`${w.output()}${seed.output()}`).not.toMatch(/Traceback|lease lost|refused/);
 	});
 });
 
