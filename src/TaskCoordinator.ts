@@ -5,12 +5,12 @@ import { HealthReports } from "./health/reports";
 import { logTaskEnd } from "./observability/taskEndLog";
 import { backoffMs } from "./lib/backoff";
 import { answerPings, echoClose, sendJson } from "./lib/sockets";
-import { findProcessor, PermanentError, type Processor } from "./processors";
-import { rankOf } from "./scheduling/rank";
-import { TaskSlot } from "./scheduling/taskSlot";
+import { findProcessor, type Processor } from "./processors";
+import { TaskSlot, type PlaceInLine } from "./scheduling/taskSlot";
 import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventType } from "./task/events";
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
+	inLine,
 	isTerminal,
 	toTask,
 	type Json,
@@ -26,9 +26,9 @@ import {
 import { cut, MAX_ERROR_MESSAGE, storableError, storableProgress } from "./task/storable";
 import { Throttle } from "./task/throttle";
 import { WebhookOutbox } from "./webhooks/outbox";
-import { heartbeatS, MAX_WORKER_ERROR_MESSAGE, newLeaseToken, type LeaseGrant } from "./workers/lease";
+import type { LeaseGrant } from "./workers/lease";
 import type { HeartbeatOutcome, LeaseOutcome } from "./workers/outcomes";
-import { WORK_LANE } from "./workers/WorkLane";
+import { PullTask } from "./workers/pullTask";
 
 /** Longest gap between re-sends of a message presumed lost. */
 const MAX_RECOVERY_GAP_MS = 3_600_000;
@@ -71,7 +71,9 @@ type AttemptResult =
  * in this file; what it delegates has names: fan-out to waiters and subscribers (task/fanout.ts),
  * webhook deliveries (webhooks/outbox.ts), health reports (health/reports.ts), progress
  * coalescing (task/throttle.ts), the task's files and how its output is stored (files/taskFiles.ts),
- * making what a processor hands back storable (task/storable.ts).
+ * making what a processor hands back storable (task/storable.ts), its lane's slot
+ * (scheduling/taskSlot.ts), and for a `WORKER_TYPES` task, the work lane and the worker's lease
+ * (workers/pullTask.ts).
  *
  * Storage: the record (spec, input, lifecycle state, output) in `task`, rewritten only by a
  * lifecycle change; each event in `events`, where a progress event takes the place of the previous
@@ -120,13 +122,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 	private progressSeq: number | null | undefined = undefined;
 	/** A terminal task past its TTL whose expiry report the shard did not acknowledge: when to try again. */
 	private expiryRetryAt: number | null = null;
-	/** Pull tasks: progress events of the current lease, at most PROGRESS_EVENTS_PER_S (made on first use). */
-	private leaseProgress: { attempt: number; throttle: Throttle } | null = null;
-	/** Pull tasks: the queue position the work lane last gave (refreshed when the task is read). */
-	private queuePosition: number | null = null;
 	private readonly files: TaskFiles;
 	/** The task's side of its lane: slots for limited types (scheduling/). */
 	private readonly slot: TaskSlot;
+	/** A `WORKER_TYPES` task's side of the work lane and of its worker's lease (workers/). */
+	private readonly pullTask: PullTask;
 	/** `queued` events for position changes, at most PROGRESS_EVENTS_PER_S like progress. */
 	private readonly positionEvents = new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushPosition());
 
@@ -137,6 +137,20 @@ export class TaskCoordinator extends DurableObject<Env> {
 		this.files = new TaskFiles(ctx.storage.sql, env);
 		this.health = new HealthReports(ctx, env, this.cfg.healthShards);
 		this.slot = new TaskSlot(ctx, env);
+		this.pullTask = new PullTask(ctx, env, this.files, {
+			record: () => this.record,
+			save: (type, data) => this.save(type, data),
+			persist: () => this.persist(),
+			schedule: () => this.schedule(),
+			saveWaiting: (r, positionBefore) => this.saveWaiting(r, positionBefore),
+			watched: () => this.watched(),
+			setProgress: (r, attempt, percent, message) => this.setProgress(r, attempt, percent, message),
+			flushProgress: (r, attempt) => this.flushProgress(r, attempt),
+			retryLater: (r, error) => this.retryLater(r, error),
+			finish: (attempt, status, fields) => this.finish(attempt, status, fields),
+			recheckS: this.cfg.queuedRecoveryS,
+			priorityOffsetS: this.cfg.priorityOffsetS,
+		});
 		this.webhooks = new WebhookOutbox(this.sql, {
 			record: () => this.record,
 			event: (seq) => {
@@ -205,11 +219,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	async submit(spec: TaskSpec, waitMs: number, dispatch: "queue" | "direct" = "queue"): Promise<{ outcome: CreateOutcome; task: Task }> {
 		const { outcome } = await this.create(spec);
 		if (outcome === "created" && this.record?.pull) {
-			// Nothing runs in the Worker, so no queue message: the task waits for a worker at once
-			// (after its delay_s: the alarm at runAfter offers it then).
-			this.record.dispatched = true;
-			if (Date.now() >= this.record.runAfter) await this.offer(this.record);
-			else await this.save();
+			await this.pullTask.submitted(this.record);
 		} else if (outcome === "created" && dispatch === "direct") {
 			// DISPATCH=direct: this object hands the task to itself, as the consumer would, with no
 			// queue hop; a start lost with this instance is found by the recovery alarm set at create.
@@ -239,11 +249,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (isTerminal(r.status)) return "already_finished";
 		if (r.status === "running") return "already_running";
 		if (r.dispatched) return "already_dispatched";
-		r.dispatched = true;
 		if (r.pull) {
-			await this.offer(r);
+			await this.pullTask.dispatched(r);
 			return "gated";
 		}
+		r.dispatched = true;
 		// Starting stores `dispatched` with the running state; a gated task stores it now.
 		const position = r.queuePosition;
 		if (await this.mayStart(r)) {
@@ -270,11 +280,9 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (r.status === "canceled") return { outcome: "canceled", task: this.task() };
 		if (isTerminal(r.status)) return { outcome: "already_finished", task: this.task() };
 		this.abortAttempt?.(new Error("canceled"));
-		const waitingForWorker = r.pull && r.offered;
-		r.offered = false;
-		// A leased task keeps its lease on record: the worker's next heartbeat is told to stop.
+		const waitingForWorker = this.pullTask.leavesLane(r);
 		await this.finish(r.attempts, "canceled", { error: { code: "canceled", message: "Canceled by request" } });
-		if (waitingForWorker) await this.withdraw(r);
+		if (waitingForWorker) await this.pullTask.withdraw(r);
 		return { outcome: "canceled", task: this.task() };
 	}
 
@@ -314,17 +322,52 @@ export class TaskCoordinator extends DurableObject<Env> {
 		return true;
 	}
 
-	/** The lane says where the task now stands in line; subscribers get a `queued` event. False: stop telling. */
+	/**
+	 * The lane says where the task now stands in line (a Scheduler lane, or the work lane for a
+	 * pull task); subscribers get a `queued` event. False: stop telling.
+	 */
 	async queuePositionChanged(lane: string, position: number): Promise<boolean> {
 		const r = this.record;
-		if (!r || r.status !== "queued" || r.lane !== lane || r.laneState !== "waiting") return false;
-		if (this.slot.heard(r, position)) this.positionEvents.changed();
-		return this.fanout.hasSubscribers() || this.followers().size > 0;
+		if (!r || !this.line(r).waitsIn(r, lane)) return false;
+		if (this.line(r).heard(r, position)) this.positionEvents.changed();
+		return this.watched();
 	}
 
 	private flushPosition(): void {
 		const r = this.record;
-		if (r?.status === "queued" && r.laneState === "waiting") this.commit("queued", { queue_position: r.queuePosition });
+		if (r && inLine(r)) this.commit("queued", { queue_position: r.queuePosition });
+	}
+
+	/** Where the task's place in line is kept: its slot lane's, or the work lane's for a pull task. */
+	private line(r: TaskRecord): PlaceInLine {
+		return r.pull ? this.pullTask : this.slot;
+	}
+
+	/** The task has live subscribers (sockets, SSE streams, hubs): lanes push it its position. */
+	private watched(): boolean {
+		return this.fanout.hasSubscribers() || this.followers().size > 0;
+	}
+
+	// ---- RPC: called by the work lane and the worker API (src/workers/, src/api/routes/work.ts) ----
+
+	/** The work lane asks: lease this task to `workerId`, or null if it no longer waits (canceled, already leased). */
+	async grantLease(workerId: string): Promise<LeaseGrant | null> {
+		return this.pullTask.grantLease(this.record, workerId);
+	}
+
+	/** A worker's heartbeat: extends the lease, relays progress; says when the task was canceled. */
+	async heartbeat(token: string, progress: { percent: number; message?: string | null } | null): Promise<HeartbeatOutcome> {
+		return this.pullTask.heartbeat(this.record, token, progress);
+	}
+
+	/** The worker's output: the task succeeds. */
+	async completeLease(token: string, output: Json): Promise<LeaseOutcome> {
+		return this.pullTask.complete(this.record, token, output);
+	}
+
+	/** The worker failed the attempt. */
+	async failLease(token: string, error: TaskError, retryable: boolean): Promise<LeaseOutcome> {
+		return this.pullTask.fail(this.record, token, error, retryable);
 	}
 
 	/** Events after `after` (replay for resuming subscribers), or a snapshot when `after` is null. */
@@ -342,7 +385,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 */
 	async eventStream(after: number | null): Promise<ReadableStream<Uint8Array> | "unknown" | "ended"> {
 		if (!this.record) return "unknown";
-		await this.slot.refresh(this.record, true);
+		await this.line(this.record).refresh(this.record, true);
 		const events = this.catchUp(after);
 		const ended = isTerminal(this.record.status);
 		if (ended && events.length === 0) return "ended";
@@ -359,7 +402,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			this.sql.exec("CREATE TABLE IF NOT EXISTS followers (hub TEXT PRIMARY KEY) WITHOUT ROWID");
 			this.sql.exec("INSERT OR IGNORE INTO followers (hub) VALUES (?)", hub);
 			followers.add(hub);
-			await this.slot.refresh(r, true);
+			await this.line(r).refresh(r, true);
 		}
 		return snapshotEvent(this.task(), r.eventSeq);
 	}
@@ -375,7 +418,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			return Response.json({ error: { code: "task_not_found", message: "No such task" } }, { status: 404 });
 		}
 		const after = new URL(request.url).searchParams.get("after");
-		await this.slot.refresh(this.record, true);
+		await this.line(this.record).refresh(this.record, true);
 		return this.fanout.acceptSocket(this.catchUp(after === null ? null : Number(after)), isTerminal(this.record.status));
 	}
 
@@ -416,7 +459,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 			else await this.schedule();
 		} else if (r.pull) {
 			await this.webhooks.deliverDue(now);
-			await this.pullDeadline(r, now);
+			await this.pullTask.alarm(r, now);
 		} else if (this.inFlight) {
 			await this.adoptAttempt(this.inFlight);
 		} else if (r.status === "running") {
@@ -446,7 +489,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (Date.now() < r.runAfter) return false;
 		let granted: boolean;
 		try {
-			granted = await this.slot.acquire(r, this.fanout.hasSubscribers() || this.followers().size > 0);
+			granted = await this.slot.acquire(r, this.watched());
 		} catch (e) {
 			if (!(e instanceof ConfigError)) throw e;
 			// Limits that no longer parse (changed since submit): fail clearly rather than wait forever.
@@ -460,7 +503,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	/** A delivered task that may not start yet: store where it stands (a `queued` event if its place changed). */
 	private async saveWaiting(r: TaskRecord, positionBefore: number | null): Promise<void> {
 		if (this.record !== r || r.status !== "queued") return;
-		if (r.laneState === "waiting" && r.queuePosition !== null && r.queuePosition !== positionBefore) {
+		if (inLine(r) && r.queuePosition !== null && r.queuePosition !== positionBefore) {
 			this.positionEvents.sentElsewhere();
 			await this.save("queued", { queue_position: r.queuePosition });
 		} else {
@@ -740,219 +783,11 @@ export class TaskCoordinator extends DurableObject<Env> {
 		await this.files.releaseInputs(r.id, r.input);
 	}
 
-	// ---- pull workers: tasks of WORKER_TYPES types, leased by external workers ----
-	//
-	// Such a task never runs here. It waits in the work lane (workers/WorkLane.ts) until a worker's
-	// lease request takes it; the lane asks this object to grant the lease. While leased, the
-	// object holds no timer and no connection: the alarm at the lease's expiry (moved by each
-	// heartbeat) is the durable deadline, so the object hibernates while the worker computes.
-	// Every call of a worker carries the lease token; only the current lease may change the task.
-
-	/** The lane asks: lease this task to `workerId`, or null if it no longer waits (canceled, already leased). */
-	async grantLease(workerId: string): Promise<LeaseGrant | null> {
-		const r = this.record;
-		const now = Date.now();
-		if (!r?.pull || r.status !== "queued" || !r.dispatched || now < r.runAfter) return null;
-		r.offered = false;
-		r.status = "running";
-		r.attempts += 1;
-		r.startedAt = now;
-		r.progress = null;
-		r.error = null;
-		r.lease = { token: newLeaseToken(r.attempts), workerId, expiresAt: now + r.pull.leaseS * 1000, reported: null };
-		r.attemptDeadline = now + r.timeoutS * 1000;
-		await this.save("running", { status: "running", attempts: r.attempts, started_at: new Date(now).toISOString() });
-		return {
-			task: { id: r.id, type: r.type, input: r.input, attempt: r.attempts, priority: r.priority },
-			lease: { token: r.lease.token, expires_at: new Date(r.lease.expiresAt).toISOString(), heartbeat_s: heartbeatS(r.pull.leaseS) },
-		};
-	}
-
-	/** A worker's heartbeat: extends the lease, relays progress; says when the task was canceled. */
-	async heartbeat(token: string, progress: { percent: number; message?: string | null } | null): Promise<HeartbeatOutcome> {
-		const r = this.record;
-		if (!r) return { kind: "unknown" };
-		const now = Date.now();
-		await this.lapseIfDue(r, now);
-		if (r.status === "canceled" && r.lease?.token === token) {
-			return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: true };
-		}
-		const lost = this.leaseLost(r, token);
-		if (lost || !r.lease || !r.pull) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
-		r.lease.expiresAt = now + r.pull.leaseS * 1000;
-		const version = r.version;
-		if (progress && this.setProgress(r, r.attempts, progress.percent, progress.message ?? undefined)) this.progressThrottle(r).changed();
-		// Only the expiry changed: stored, but no event and no health report (the status did not
-		// change); a progress event stored just now wrote the record with it already.
-		if (r.version === version) this.persist();
-		await this.schedule();
-		return { kind: "ok", expiresAt: r.lease.expiresAt, cancelRequested: false };
-	}
-
-	/** The worker's output: the task succeeds. The same call repeated (a lost answer) is answered alike. */
-	async completeLease(token: string, output: Json): Promise<LeaseOutcome> {
-		const r = this.record;
-		if (!r) return { kind: "unknown" };
-		if (r.lease?.token === token && r.lease.reported === "complete") return { kind: "ok", status: r.status };
-		await this.lapseIfDue(r, Date.now());
-		const lost = this.leaseLost(r, token);
-		if (lost || !r.lease) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
-		// The same rule as a processor's output: JSON over 64 KiB is kept in R2, too large fails.
-		const attempt = r.attempts;
-		let stored: Json;
-		try {
-			stored = await this.files.prepareOutput(r.id, output);
-		} catch (e) {
-			if (!(e instanceof PermanentError)) throw e;
-			if (r.lease) r.lease.reported = "complete";
-			this.finishWithoutWaiting(attempt, "failed", { error: { code: e.code, message: e.message } });
-			return { kind: "ok", status: r.status };
-		}
-		if (r.lease) r.lease.reported = "complete";
-		r.runMs = Date.now() - (r.startedAt ?? Date.now());
-		this.leaseProgress?.throttle.cancel();
-		this.finishWithoutWaiting(attempt, "succeeded", { output: stored });
-		return { kind: "ok", status: r.status };
-	}
-
-	/** The worker failed the attempt: retried after a backoff while it may be and attempts are left, else `failed`. */
-	async failLease(token: string, error: TaskError, retryable: boolean): Promise<LeaseOutcome> {
-		const r = this.record;
-		if (!r) return { kind: "unknown" };
-		if (r.lease?.token === token && r.lease.reported === "fail") return { kind: "ok", status: r.status };
-		await this.lapseIfDue(r, Date.now());
-		const lost = this.leaseLost(r, token);
-		if (lost || !r.lease) return lost ?? { kind: "lease_lost", status: r.status, reason: "the task has no lease" };
-		r.lease.reported = "fail";
-		r.runMs = Date.now() - (r.startedAt ?? Date.now());
-		this.leaseProgress?.throttle.cancel();
-		const stored = { code: error.code, message: error.message.slice(0, MAX_WORKER_ERROR_MESSAGE) };
-		if (retryable && r.attempts < r.maxAttempts) await this.retryLater(r, stored);
-		else this.finishWithoutWaiting(r.attempts, "failed", { error: stored });
-		return { kind: "ok", status: r.status };
-	}
-
-	/**
-	 * `finish` for a worker's call: the outcome is stored and every waiter told before its first
-	 * await (commit is synchronous, and the output gate holds the reply until it is durable), so
-	 * the worker is answered without waiting for the health report's batch and the alarm move,
-	 * which go on here (the alarm, still at the lease's expiry, redoes both if they are lost).
-	 */
-	private finishWithoutWaiting(attempt: number, status: TaskStatus, fields: { output?: Json; error?: TaskError }): void {
-		this.ctx.waitUntil(this.finish(attempt, status, fields));
-	}
-
-	/** Why `token` may not act on the task now (null: it is the running attempt's lease). */
-	private leaseLost(r: TaskRecord, token: string): Exclude<LeaseOutcome, { kind: "ok" }> | null {
-		if (!r.pull) return { kind: "lease_lost", status: r.status, reason: "the task runs inside the service, not on a worker" };
-		if (r.lease?.token !== token) {
-			return { kind: "lease_lost", status: r.status, reason: "another lease is current (this one lapsed, or the token is wrong)" };
-		}
-		if (r.status !== "running") return { kind: "lease_lost", status: r.status, reason: `the task is ${r.status}` };
-		return null;
-	}
-
-	/** A lease past its expiry is over even if the alarm has not fired yet: no late call revives it. */
-	private async lapseIfDue(r: TaskRecord, now: number): Promise<void> {
-		if (r.pull && r.status === "running" && r.lease && now >= r.lease.expiresAt) await this.leaseLapsed(r);
-	}
-
-	/** The lease ran out without a heartbeat: the attempt counts; the task is leased again or fails `execution_lost`. */
-	private async leaseLapsed(r: TaskRecord): Promise<void> {
-		const worker = r.lease?.workerId ?? "?";
-		const error = {
-			code: "execution_lost",
-			message: `Attempt ${r.attempts}: worker ${worker} sent no heartbeat for ${r.pull?.leaseS ?? "?"} s (its lease lapsed)`,
-		};
-		this.leaseProgress?.throttle.cancel();
-		if (r.attempts >= r.maxAttempts) await this.finish(r.attempts, "failed", { error });
-		else await this.retryLater(r, error);
-	}
-
-	/** The alarm of a pull task that has not ended: lease expiry, attempt deadline, or (re-)offering it to the lane. */
-	private async pullDeadline(r: TaskRecord, now: number): Promise<void> {
-		if (r.status === "running") {
-			if (r.lease && now >= r.lease.expiresAt) await this.leaseLapsed(r);
-			else if (r.attemptDeadline !== null && r.attemptDeadline !== undefined && now >= r.attemptDeadline) {
-				this.leaseProgress?.throttle.cancel();
-				await this.finish(r.attempts, "timed_out", {
-					error: { code: "timeout", message: `Attempt ${r.attempts} exceeded timeout_s=${r.timeoutS}` },
-				});
-			} else await this.schedule();
-		} else if (!r.dispatched || (now >= r.runAfter && (!r.offered || now >= r.recoverAt))) {
-			// First offer (a restart lost it), due after a retry's backoff, or a periodic check that
-			// the lane still has it (offering is idempotent).
-			if (r.offered) r.recoveries += 1;
-			r.dispatched = true;
-			await this.offer(r);
-		} else {
-			await this.schedule();
-		}
-	}
-
-	/** When the alarm of a pull task that has not ended must fire. */
-	private pullDeadlineAt(r: TaskRecord): number {
-		if (r.status === "running") return Math.min(r.lease?.expiresAt ?? Date.now(), r.attemptDeadline ?? Infinity);
-		if (!r.dispatched) return r.recoverAt;
-		return r.offered ? r.recoverAt : r.runAfter;
-	}
-
-	/**
-	 * Puts the task in the work lane. If the lane cannot be reached the alarm tries again; while
-	 * it waits there, a slow alarm (backing off to an hour) checks the lane still has it.
-	 */
-	private async offer(r: TaskRecord): Promise<void> {
-		let offered = false;
-		try {
-			this.queuePosition = await this.env.WORK_LANE.getByName(WORK_LANE).offer({
-				id: r.id,
-				type: r.type,
-				rank: rankOf(r.runAt, r.priority, this.cfg.priorityOffsetS),
-			});
-			offered = true;
-		} catch (e) {
-			console.error(`task ${r.id}: offering to the work lane failed, the alarm retries: ${String(e)}`);
-		}
-		// The lane may have leased it (or a cancel ended it) during the call: that stored its state.
-		if (this.record !== r || r.status !== "queued") return;
-		r.offered = offered;
-		if (!offered) r.runAfter = Date.now() + 1000;
-		r.recoverAt = Date.now() + Math.min(this.cfg.queuedRecoveryS * 1000 * 2 ** r.recoveries, MAX_RECOVERY_GAP_MS);
-		await this.save();
-	}
-
-	private async withdraw(r: TaskRecord): Promise<void> {
-		try {
-			await this.env.WORK_LANE.getByName(WORK_LANE).withdraw(r.id);
-		} catch (e) {
-			// The lane drops it at its turn anyway: the grant is refused for an ended task.
-			console.error(`task ${r.id}: withdrawing from the work lane failed: ${String(e)}`);
-		}
-	}
-
-	private progressThrottle(r: TaskRecord): Throttle {
-		if (this.leaseProgress?.attempt !== r.attempts) {
-			this.leaseProgress?.throttle.cancel();
-			const attempt = r.attempts;
-			this.leaseProgress = { attempt, throttle: new Throttle(1000 / PROGRESS_EVENTS_PER_S, () => this.flushProgress(r, attempt)) };
-		}
-		return this.leaseProgress.throttle;
-	}
-
 	/** The task, with its queue position made current: from its slot lane, or the work lane for a pull task. */
 	private async taskWithPosition(): Promise<Task> {
 		const r = this.record;
-		if (r) await this.slot.refresh(r, false);
-		if (!r?.pull) return this.task();
-		let position: number | null = null;
-		if (r.status === "queued" && r.offered) {
-			try {
-				position = await this.env.WORK_LANE.getByName(WORK_LANE).queuePosition(r.id);
-			} catch {
-				position = this.queuePosition;
-			}
-		}
-		return { ...this.task(), queue_position: position };
+		if (r) await this.line(r).refresh(r, false);
+		return this.task();
 	}
 
 	// ---- events and webhooks ----
@@ -1108,7 +943,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		// (at submit, or the handler holding it) covers it, and the adopt timer calls it early.
 		let at =
 			r.pull && !isTerminal(r.status)
-				? this.pullDeadlineAt(r)
+				? this.pullTask.deadline(r)
 				: r.status === "running"
 					? this.attemptActive
 						? Infinity

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { withTimeout } from "../lib/timeout";
+import { PositionPushes } from "./positionPushes";
 import { SlotLeases } from "./slotLeases";
 import { WaitingList } from "./waitingList";
 
@@ -11,10 +12,6 @@ export const LEASE_CHECK_MS = 20_000;
 /** A holder that does not answer a grant or a check within this long is asked again RETRY_MS later. */
 const CHECK_TIMEOUT_MS = 5_000;
 const RETRY_MS = 2_000;
-/** Position updates of one task are pushed at most this often (like progress: 4 a second). */
-const POSITION_FLUSH_MS = 250;
-/** …and the lane spends at most about this long per second of pushes, so many watchers get fewer. */
-const POSITION_PUSH_COST_MS = 4;
 
 /** A task asks its lane for a slot. */
 export interface SlotRequest {
@@ -61,11 +58,8 @@ export class Scheduler extends DurableObject<Env> {
 	private limit: number;
 	/** The alarm this instance set (null: unknown, read it before relying on it). */
 	private alarmAt: number | null = null;
-	/** Position pushes: what each watched task was last told, and the pending flush. */
-	private readonly told = new Map<string, number>();
-	private flushTimer = 0;
-	private lastFlushAt = 0;
-	private flushIntervalMs = POSITION_FLUSH_MS;
+	/** Queue positions pushed to the waiting tasks that are watched (positionPushes.ts). */
+	private readonly positions: PositionPushes;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -76,6 +70,12 @@ export class Scheduler extends DurableObject<Env> {
 		this.limit = meta?.lim ?? 1;
 		this.waiting = new WaitingList(this.sql);
 		this.slots = new SlotLeases(this.sql);
+		this.positions = new PositionPushes(
+			ctx,
+			this.waiting,
+			(taskId, position) => this.pushPosition(taskId, position),
+			() => this.lane,
+		);
 	}
 
 	// ---- RPC: called by task objects ----
@@ -104,7 +104,7 @@ export class Scheduler extends DurableObject<Env> {
 		}
 		const mine = this.grantFreeSlots(req.taskId);
 		if (mine) return { granted: true };
-		this.positionsChanged();
+		this.positions.changed();
 		return { granted: false, position: this.waiting.position(req.taskId) ?? 0 };
 	}
 
@@ -113,9 +113,9 @@ export class Scheduler extends DurableObject<Env> {
 		this.configure(lane, this.limit);
 		const held = this.slots.free(taskId);
 		const waited = this.waiting.remove(taskId);
-		this.told.delete(taskId);
+		this.positions.forget(taskId);
 		if (held) this.grantFreeSlots(null);
-		if (held || waited) this.positionsChanged();
+		if (held || waited) this.positions.changed();
 	}
 
 	/** The task's position now (0 = next), or null if it is not waiting. */
@@ -125,11 +125,7 @@ export class Scheduler extends DurableObject<Env> {
 
 	/** The task has live subscribers (or no longer has): push its position changes (or stop). */
 	async watch(taskId: string, watched: boolean): Promise<number | null> {
-		this.waiting.setWatched(taskId, watched);
-		if (!watched) this.told.delete(taskId);
-		const position = this.waiting.position(taskId);
-		if (position !== null && watched) this.told.set(taskId, position);
-		return position;
+		return this.positions.watch(taskId, watched);
 	}
 
 	/** Holders and waiting tasks in order (the first `max`), for tests and diagnostics. */
@@ -141,8 +137,8 @@ export class Scheduler extends DurableObject<Env> {
 
 	/**
 	 * Gives free slots to the waiting tasks in order and pushes each its slot. Returns true if
-	 * `caller` got one (it is answered directly, not pushed to). Issue 10's pull workers take the
-	 * head of the same list through their lease requests; the order is the waiting list's alone.
+	 * `caller` got one (it is answered directly, not pushed to). The order is the waiting list's
+	 * alone (the work lane hands its head to lease requests the same way).
 	 */
 	private grantFreeSlots(caller: string | null): boolean {
 		let mine = false;
@@ -151,7 +147,7 @@ export class Scheduler extends DurableObject<Env> {
 			const next = this.waiting.head();
 			if (next === null) break;
 			this.waiting.remove(next);
-			this.told.delete(next);
+			this.positions.forget(next);
 			this.slots.grant(next, now);
 			if (next === caller) mine = true;
 			else this.ctx.waitUntil(this.offer(next));
@@ -182,7 +178,7 @@ export class Scheduler extends DurableObject<Env> {
 			this.slots.confirmed(taskId, Date.now());
 		} else if (this.slots.free(taskId)) {
 			this.grantFreeSlots(null);
-			this.positionsChanged();
+			this.positions.changed();
 		}
 	}
 
@@ -218,43 +214,10 @@ export class Scheduler extends DurableObject<Env> {
 		await this.ctx.storage.setAlarm(at);
 	}
 
-	// ---- queue positions, pushed to watched tasks, coalesced ----
-
-	/**
-	 * Positions moved (a task joined, left or started): push the new ones to watched tasks, at
-	 * most every POSITION_FLUSH_MS, and less often when many are watched so a lane spends at most
-	 * ~1/POSITION_PUSH_COST_MS of its time on it. Unwatched tasks are not told: a GET asks.
-	 */
-	private positionsChanged(): void {
-		if (this.flushTimer) return;
-		const wait = Math.max(0, this.lastFlushAt + this.flushIntervalMs - Date.now());
-		this.flushTimer = setTimeout(() => {
-			this.flushTimer = 0;
-			this.lastFlushAt = Date.now();
-			this.ctx.waitUntil(this.pushPositions());
-		}, wait);
-	}
-
-	private async pushPositions(): Promise<void> {
+	/** Tells a waiting task's object its new position (positionPushes.ts); false: nobody watches it now. */
+	private async pushPosition(taskId: string, position: number): Promise<boolean> {
 		const lane = this.lane;
-		if (lane === null) return;
-		const changed = this.waiting.watchedPositions().filter(({ taskId, position }) => this.told.get(taskId) !== position);
-		this.flushIntervalMs = Math.max(POSITION_FLUSH_MS, changed.length * POSITION_PUSH_COST_MS);
-		await Promise.all(
-			changed.map(async ({ taskId, position }) => {
-				this.told.set(taskId, position);
-				try {
-					const wanted = await this.env.TASKS.getByName(taskId).queuePositionChanged(lane, position);
-					if (!wanted) {
-						this.waiting.setWatched(taskId, false);
-						this.told.delete(taskId);
-					}
-				} catch (e) {
-					this.told.delete(taskId);
-					console.error(`lane ${lane}: position push to ${taskId} failed: ${String(e)}`);
-				}
-			}),
-		);
+		return lane !== null && (await this.env.TASKS.getByName(taskId).queuePositionChanged(lane, position));
 	}
 
 	/** Remembers the lane's name and its latest limit (stored only when they change). */

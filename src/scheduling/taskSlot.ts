@@ -14,12 +14,27 @@ const POSITION_FRESH_MS = 1_000;
 const POSITION_TIMEOUT_MS = 2_000;
 
 /**
+ * A waiting task's place in the line of the lane it waits in, as its TaskCoordinator shows it:
+ * a Scheduler lane's (TaskSlot) or, for a pull task, the work lane's (workers/pullTask.ts). Both
+ * lanes push positions to watched tasks the same way (positionPushes.ts), so subscribers get the
+ * same `queued` events whatever the task waits for.
+ */
+export interface PlaceInLine {
+	/** True when the task waits in `lane`'s line now. */
+	waitsIn(r: TaskRecord, lane: string): boolean;
+	/** A position from the lane: true if it differs from the one the task had. */
+	heard(r: TaskRecord, position: number): boolean;
+	/** Makes the position current before it is shown (`watched`: a new subscriber; the lane then pushes changes). */
+	refresh(r: TaskRecord, watched: boolean): Promise<void>;
+}
+
+/**
  * A task's side of its lane (see Scheduler.ts), used by its TaskCoordinator: ask for a slot,
  * give it back, learn the queue position. It keeps the record's `lane`, `laneState` and
  * `queuePosition` up to date; the coordinator stores the record as part of the change that
  * caused the call, so none of this costs a write of its own.
  */
-export class TaskSlot {
+export class TaskSlot implements PlaceInLine {
 	/** When the queue position was last heard from the lane (memory only). */
 	private positionAt = 0;
 
@@ -84,6 +99,10 @@ export class TaskSlot {
 		r.laneState = "out";
 		r.queuePosition = null;
 		this.sendRelease(r.lane, r.id);
+	}
+
+	waitsIn(r: TaskRecord, lane: string): boolean {
+		return r.status === "queued" && r.lane === lane && r.laneState === "waiting";
 	}
 
 	/** A position from the lane: true if it differs from the one the task had. */

@@ -200,6 +200,11 @@ export interface TaskMessage {
 	reason: "submit" | "recovery";
 }
 
+/** True while the task waits in a lane's line with a place: for a slot of its type or origin, or (pull tasks) for a worker. */
+export function inLine(r: TaskRecord): boolean {
+	return r.status === "queued" && (r.pull ? r.offered === true : r.laneState === "waiting");
+}
+
 /** A record stored before scheduling existed: no delay, never in a lane. */
 export function withSchedulingDefaults(stored: TaskRecord): TaskRecord {
 	const r: Partial<TaskRecord> = stored;
@@ -230,7 +235,7 @@ export function toTask(r: TaskRecord, webhook: WebhookView): Task {
 		output: r.output ?? null,
 		error: r.error,
 		progress: r.progress,
-		queue_position: r.laneState === "waiting" && r.status === "queued" ? r.queuePosition : null,
+		queue_position: inLine(r) ? r.queuePosition : null,
 		attempts: r.attempts,
 		created_at: new Date(r.createdAt).toISOString(),
 		run_at: new Date(r.runAt).toISOString(),

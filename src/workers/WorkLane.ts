@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import { PositionPushes } from "../scheduling/positionPushes";
+import { WaitingList } from "../scheduling/waitingList";
 import type { LeaseGrant } from "./lease";
 
 /** A task waiting for a worker: its place is `rank` (the priority rule), ties by arrival. */
@@ -6,11 +8,13 @@ export interface WaitingTask {
 	id: string;
 	type: string;
 	rank: number;
+	/** The task has live subscribers: push it its position when it changes. */
+	watched: boolean;
 }
 
 /** A held `POST /v1/work/lease`: answered with the first task of its types, or null at its deadline. */
 interface LeaseRequest {
-	types: ReadonlySet<string>;
+	types: readonly string[];
 	workerId: string;
 	resolve(grant: LeaseGrant | null): void;
 	timer: ReturnType<typeof setTimeout>;
@@ -23,51 +27,71 @@ interface LeaseRequest {
 export const WORK_LANE = "work";
 
 /**
- * Where pull-worker tasks wait for a worker, and workers for a task. Tasks are kept in SQLite in
- * the order of the priority rule (rank, then arrival), so a restart loses none; lease requests
- * are the live calls of the API, held in memory until their `wait_s` ends. Whenever both sides
- * have someone, the oldest request gets the first task of its types: this object removes the
- * task from the list, then asks the task's own object to grant the lease (which it refuses if
- * the task was canceled meanwhile, and the next one is tried). Grants are made one at a time, so
- * a task goes to exactly one request. Task objects do not wait on this object: a waiting task
- * costs nothing but its row here.
+ * Where pull-worker tasks wait for a worker, and workers for a task. Tasks wait in the same kind
+ * of line as a Scheduler lane's (scheduling/waitingList.ts: in SQLite, in the order of the
+ * priority rule, so a restart loses none), one group per type: a task's position counts the
+ * tasks of its type ahead of it. Watched tasks get their position pushed as it changes, as in a
+ * Scheduler lane (scheduling/positionPushes.ts). Lease requests are the live calls of the API,
+ * held in memory until their `wait_s` ends. Whenever both sides have someone, the oldest request
+ * gets the first task of its types: this object removes the task from the list, then asks the
+ * task's own object to grant the lease (which it refuses if the task was canceled meanwhile, and
+ * the next one is tried). Grants are made one at a time, so a task goes to exactly one request.
+ * Task objects do not wait on this object: a waiting task costs nothing but its row here.
+ *
+ * It is one object for every pull type, unlike the one-per-lane Scheduler, because a lease
+ * request may name several types and must be answered by the first task of any of them.
  */
 export class WorkLane extends DurableObject<Env> {
 	private readonly sql = this.ctx.storage.sql;
+	private readonly waiting: WaitingList;
+	private readonly positions: PositionPushes;
 	private readonly requests: LeaseRequest[] = [];
 	/** The matching loop; calls chain on it so only one runs at a time. */
 	private matching: Promise<void> = Promise.resolve();
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
-		this.sql
-			.exec(`CREATE TABLE IF NOT EXISTS waiting (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, rank INTEGER NOT NULL);
-			CREATE INDEX IF NOT EXISTS waiting_order ON waiting (type, rank, seq);`);
+		this.waiting = new WaitingList(this.sql);
+		this.adoptOldList();
+		this.positions = new PositionPushes(
+			ctx,
+			this.waiting,
+			async (taskId, position) => await env.TASKS.getByName(taskId).queuePositionChanged(WORK_LANE, position),
+			() => WORK_LANE,
+		);
 	}
 
 	/** A task waits for a worker (idempotent). Returns its queue position. */
 	async offer(task: WaitingTask): Promise<number> {
-		this.sql.exec("INSERT OR IGNORE INTO waiting (id, type, rank) VALUES (?, ?, ?)", task.id, task.type, Math.round(task.rank));
-		const position = this.position(task.id) ?? 0;
+		this.waiting.add(task.id, task.rank, task.watched, task.type);
+		// The caller learns its position from the answer; tasks it went ahead of are told.
+		const position = task.watched ? this.positions.watch(task.id, true) : this.waiting.position(task.id);
+		this.positions.changed();
 		if (this.requests.length > 0) this.kick();
-		return position;
+		return position ?? 0;
 	}
 
 	/** A waiting task ended (canceled) or no longer waits: it leaves the list. */
 	async withdraw(id: string): Promise<void> {
-		this.sql.exec("DELETE FROM waiting WHERE id = ?", id);
+		this.positions.forget(id);
+		if (this.waiting.remove(id)) this.positions.changed();
 	}
 
 	/** How many waiting tasks of the same type a worker gets before this one (0 = next); null if it does not wait. */
-	async queuePosition(id: string): Promise<number | null> {
-		return this.position(id);
+	async position(id: string): Promise<number | null> {
+		return this.waiting.position(id);
+	}
+
+	/** The task has live subscribers (or no longer has): push its position changes (or stop). Its position now. */
+	async watch(id: string, watched: boolean): Promise<number | null> {
+		return this.positions.watch(id, watched);
 	}
 
 	/** Waits up to `waitMs` for a task of `types`; null if none came. */
 	async lease(types: string[], workerId: string, waitMs: number): Promise<LeaseGrant | null> {
 		return new Promise<LeaseGrant | null>((resolve) => {
 			const request: LeaseRequest = {
-				types: new Set(types),
+				types,
 				workerId,
 				resolve,
 				granting: false,
@@ -84,23 +108,6 @@ export class WorkLane extends DurableObject<Env> {
 		});
 	}
 
-	private position(id: string): number | null {
-		const row = this.sql
-			.exec<{ type: string; rank: number; seq: number }>("SELECT type, rank, seq FROM waiting WHERE id = ?", id)
-			.toArray()[0];
-		if (!row) return null;
-		const ahead = this.sql
-			.exec<{ n: number }>(
-				"SELECT COUNT(*) AS n FROM waiting WHERE type = ? AND (rank < ? OR (rank = ? AND seq < ?))",
-				row.type,
-				row.rank,
-				row.rank,
-				row.seq,
-			)
-			.one();
-		return ahead.n;
-	}
-
 	private drop(request: LeaseRequest): void {
 		const i = this.requests.indexOf(request);
 		if (i >= 0) this.requests.splice(i, 1);
@@ -110,29 +117,23 @@ export class WorkLane extends DurableObject<Env> {
 		this.matching = this.matching.then(() => this.match()).catch((e: unknown) => console.error(`work lane: matching failed: ${String(e)}`));
 	}
 
-	/** The first waiting task of any of `types`, by the priority rule. */
-	private first(types: ReadonlySet<string>): { id: string } | undefined {
-		const list = [...types];
-		return this.sql
-			.exec<{ id: string }>(`SELECT id FROM waiting WHERE type IN (${list.map(() => "?").join(",")}) ORDER BY rank, seq LIMIT 1`, ...list)
-			.toArray()[0];
-	}
-
 	/** Pairs requests and tasks until one side runs out. */
 	private async match(): Promise<void> {
 		for (;;) {
 			let pair: { request: LeaseRequest; id: string } | null = null;
 			for (const request of this.requests) {
-				const task = this.first(request.types);
-				if (task) {
-					pair = { request, id: task.id };
+				const id = this.waiting.head(request.types);
+				if (id !== null) {
+					pair = { request, id };
 					break;
 				}
 			}
 			if (!pair) return;
 			const { request, id } = pair;
 			// The task leaves the list before the call: nothing else can hand it out meanwhile.
-			this.sql.exec("DELETE FROM waiting WHERE id = ?", id);
+			this.waiting.remove(id);
+			this.positions.forget(id);
+			this.positions.changed();
 			this.drop(request);
 			request.granting = true;
 			let grant: LeaseGrant | null = null;
@@ -153,5 +154,17 @@ export class WorkLane extends DurableObject<Env> {
 				this.requests.unshift(request);
 			}
 		}
+	}
+
+	/**
+	 * Lanes stored before the waiting list was shared kept their own `waiting` table: its tasks
+	 * move to the shared list once, in their order, so none loses its place.
+	 */
+	private adoptOldList(): void {
+		const old = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'waiting'").toArray().length > 0;
+		if (!old) return;
+		const rows = this.sql.exec<{ id: string; type: string; rank: number }>("SELECT id, type, rank FROM waiting ORDER BY seq").toArray();
+		for (const row of rows) this.waiting.add(row.id, row.rank, false, row.type);
+		this.sql.exec("DROP TABLE waiting");
 	}
 }

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { sleep, startDevServer, tempDir, type DevServer, type ErrorJson } from "./helpers";
 import { freePort } from "../../scripts/devServer";
-import { Api, isGrant, leaseOne, startForwarder, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
+import { Api, isGrant, leaseOne, python39, startForwarder, startPythonWorker, stopAll, type Grant, type PullTaskJson } from "./pull";
 
 const KEY = "pull-test-key";
 const WORKER_TYPES = {
@@ -25,7 +25,12 @@ const WORKER_TYPES = {
 	resize: { lease_s: 30 },
 	schema: { input: { type: "object", properties: { n: { type: "integer" } }, required: ["n"] } },
 	bigout: { lease_s: 30 },
+	line: { lease_s: 30 },
+	py39: { lease_s: 1.5 },
 };
+
+/** Python 3.9, the oldest version the package supports, when this machine has it. */
+const PY39 = python39();
 
 let server: DevServer;
 let api: Api;
@@ -270,6 +275,32 @@ describe("seed adapter", () => {
 	});
 });
 
+describe("on Python 3.9, the oldest version the package supports", () => {
+	it.skipIf(PY39 === null)("keeps a lease through heartbeats, relays progress, and runs the seed adapter", async () => {
+		const python = PY39 ?? "python3";
+		const w = startPythonWorker({
+			python,
+			args: ["--url", server.url, "--type", "py39", "--task", "pull_tasks:steps", "--wait", "5"],
+			env: { EDGETASK_API_KEY: KEY },
+			logFile: logFile(),
+		});
+		// 2.5 s of work on a 1.5 s lease: only heartbeats (every 0.5 s) keep it.
+		const res = await api.submit("py39", { steps: 5, gap_ms: 500 }, {}, 30);
+		expect(res.body.status, w.output()).toBe("succeeded");
+		expect(res.body).toMatchObject({ attempts: 1, output: { steps: 5 }, progress: { percent: 100, message: "step 5 of 5" } });
+
+		const seed = startPythonWorker({
+			python,
+			args: ["--url", server.url, "--type", "seedjob", "--seed", "seed_app:process_task", "--wait", "5"],
+			env: { EDGETASK_API_KEY: KEY },
+			logFile: logFile(),
+		});
+		const ok = await api.post("/process", { uuid: `seed39-${Date.now()}`, prompt: "a cat" });
+		expect(ok.body, seed.output()).toMatchObject({ success: true, code: 0, msg: "ok" });
+		expect(`${w.output()}${seed.output()}`).not.toMatch(/Traceback|lease lost|refused/);
+	});
+});
+
 describe("worker API", () => {
 	it("orders leases by the priority rule: a bounded head start, ties by arrival", async () => {
 		// PRIORITY_OFFSET_S is 2 here: high goes 2 s ahead of normal, low 2 s behind.
@@ -291,6 +322,39 @@ describe("worker API", () => {
 		expect(grants.map((g) => g.task.id)).toEqual(expected);
 		expect((await api.get(high.id)).body.queue_position).toBeNull();
 		for (const g of grants) await api.complete(g.task.id, { token: g.lease.token, output: null });
+	});
+
+	it("a subscriber of a waiting task gets its place: snapshot, `queued` events as workers take the tasks ahead, `running` clears it", async () => {
+		const line = [await submitted("line", { n: 0 }), await submitted("line", { n: 1 }), await submitted("line", { n: 2 })];
+		const last = line[2] as PullTaskJson;
+		const ws = new WebSocket(last.urls.ws);
+		const frames: { type: string; data?: { status?: string; queue_position?: number | null } }[] = [];
+		ws.addEventListener("message", (m) => frames.push(JSON.parse(String(m.data))));
+		await new Promise((resolve, reject) => {
+			ws.addEventListener("open", resolve);
+			ws.addEventListener("error", reject);
+		});
+		const frame = async (match: (f: (typeof frames)[number]) => boolean, what: string) => {
+			const deadline = Date.now() + 10_000;
+			for (;;) {
+				const found = frames.find(match);
+				if (found) return found;
+				if (Date.now() > deadline) throw new Error(`no ${what} within 10 s: ${JSON.stringify(frames)}`);
+				await sleep(25);
+			}
+		};
+		expect(await frame((f) => f.type === "snapshot", "snapshot")).toMatchObject({ data: { status: "queued", queue_position: 2 } });
+		const grants: Grant[] = [];
+		for (const expected of [1, 0]) {
+			grants.push(await leaseOne(api, ["line"]));
+			await frame((f) => f.type === "queued" && f.data?.queue_position === expected, `a queued event with position ${expected}`);
+		}
+		grants.push(await leaseOne(api, ["line"]));
+		expect(grants.map((g) => g.task.id)).toEqual(line.map((t) => t.id));
+		expect((await frame((f) => f.type === "running", "the running event")).data).toMatchObject({ queue_position: null });
+		for (const g of grants) expect((await api.complete(g.task.id, { token: g.lease.token, output: null })).status).toBe(200);
+		ws.close();
+		expect(frames.filter((f) => f.type === "queued").map((f) => f.data?.queue_position)).toEqual([1, 0]);
 	});
 
 	it("a task goes to exactly one of many held lease requests", async () => {

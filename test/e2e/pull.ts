@@ -3,8 +3,8 @@
  * processes (`python3 -m edgetask_worker`) running the functions of test/e2e/python. Every wait
  * is bounded; every process started here is stopped by `stopAll`.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join } from "node:path";
 import { dirname } from "node:path";
@@ -119,12 +119,41 @@ export interface PythonWorker {
 const workers = new Set<PythonWorker>();
 
 /**
- * `python3 -m edgetask_worker …` (or `python3 <script>`) with clients/python and test/e2e/python
- * importable; `logFile` gets the functions' records.
+ * A Python 3.9 interpreter (the oldest the package supports), if this machine has one:
+ * `$EDGETASK_TEST_PYTHON39`, `python3.9` on the PATH, or a pyenv install.
  */
-export function startPythonWorker(opts: { args: string[]; logFile: string; env?: Record<string, string>; script?: string }): PythonWorker {
+export function python39(): string | null {
+	const pyenv = "/root/.pyenv/versions";
+	const candidates = [
+		process.env.EDGETASK_TEST_PYTHON39,
+		"python3.9",
+		...(existsSync(pyenv)
+			? readdirSync(pyenv)
+					.filter((v) => v.startsWith("3.9."))
+					.map((v) => join(pyenv, v, "bin/python3"))
+			: []),
+	];
+	for (const candidate of candidates) {
+		if (!candidate) continue;
+		const probe = spawnSync(candidate, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"], { encoding: "utf8" });
+		if (probe.status === 0 && probe.stdout.trim() === "3.9") return candidate;
+	}
+	return null;
+}
+
+/**
+ * `python3 -m edgetask_worker …` (or `python3 <script>`) with clients/python and test/e2e/python
+ * importable; `logFile` gets the functions' records. `python` picks another interpreter.
+ */
+export function startPythonWorker(opts: {
+	args: string[];
+	logFile: string;
+	env?: Record<string, string>;
+	script?: string;
+	python?: string;
+}): PythonWorker {
 	const command = opts.script ? [join(root, opts.script)] : ["-m", "edgetask_worker"];
-	const child = spawn("python3", ["-u", ...command, ...opts.args], {
+	const child = spawn(opts.python ?? "python3", ["-u", ...command, ...opts.args], {
 		cwd: root,
 		env: {
 			...process.env,
