@@ -151,7 +151,8 @@ describe("bad paths and methods", () => {
 	});
 
 	it("404 for an unknown route", async () => {
-		for (const path of ["/", "/v1", "/v2/tasks", "/v1/tasks/a/b", "/healthz"]) {
+		// (`/` is the dashboard: test/worker/dashboard.test.ts)
+		for (const path of ["/v1", "/v1/", "/v2/tasks", "/v1/tasks/a/b", "/healthz"]) {
 			expectError(await call(path), 404, "not_found");
 		}
 	});
