@@ -401,6 +401,8 @@ function snapshotProject(dir: string, live: boolean, codeDir: string): Snapshot 
 		cpSync(join(codeDir, "src"), join(dir, "src"), { recursive: true });
 		for (const f of ["wrangler.toml", "tsconfig.json", "package.json"])
 			if (existsSync(join(codeDir, f))) cpSync(join(codeDir, f), join(dir, f));
+		// The dashboard's built files, which wrangler.toml's [assets] serves (npm install builds them).
+		if (existsSync(join(codeDir, "public"))) cpSync(join(codeDir, "public"), join(dir, "public"), { recursive: true });
 	}
 	const from = live ? codeDir : dir;
 	const h = createHash("sha256");
