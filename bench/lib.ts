@@ -300,3 +300,49 @@ export function machineTicks(): { busy: number; total: number } {
 		return { busy: 0, total: 0 };
 	}
 }
+
+// ---------------------------------------------------------------- the runtime's own stalls
+
+/**
+ * The floor under a hand-over: while a workload runs, a trivial request (one the Worker answers
+ * without touching any object: an unauthenticated GET, 401) is sent every `everyMs`. When it
+ * takes a second, the whole runtime (one workerd thread for the Worker and every object) was
+ * busy or starved for that second, and no slot could have been handed over faster.
+ */
+export class RuntimeProbe {
+	private readonly samples: { at: number; ms: number }[] = [];
+	private running = true;
+	private readonly loop: Promise<void>;
+
+	constructor(base: string, everyMs = 50) {
+		this.loop = (async () => {
+			while (this.running) {
+				const at = epochNow();
+				try {
+					const res = await fetch(`${base}/v1/tasks/runtime-probe`, { signal: AbortSignal.timeout(60_000) });
+					await res.arrayBuffer();
+				} catch {
+					/* a timeout counts as its full length */
+				}
+				this.samples.push({ at, ms: epochNow() - at });
+				await sleep(everyMs);
+			}
+		})();
+	}
+
+	/** Stops probing; every probe that took over `slowMs`: when it was sent (epoch ms) and how long it took. */
+	async stop(slowMs = 500): Promise<{ probes: number; max: number; stalls: { at: number; ms: number }[] }> {
+		this.running = false;
+		await this.loop;
+		const stalls = this.samples.filter((s) => s.ms > slowMs);
+		return { probes: this.samples.length, max: Math.max(0, ...this.samples.map((s) => s.ms)), stalls };
+	}
+}
+
+/** The share of [from, to] (epoch ms) during which the runtime answered nothing (probes never overlap each other). */
+export function stalledShare(stalls: readonly { at: number; ms: number }[], from: number, to: number): number {
+	if (to <= from) return 0;
+	let covered = 0;
+	for (const s of stalls) covered += Math.max(0, Math.min(to, s.at + s.ms) - Math.max(from, s.at));
+	return covered / (to - from);
+}

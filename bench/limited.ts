@@ -12,7 +12,7 @@
  *            the same server, alternating: what the limiter costs per task, and how many calls a
  *            second one lane object served meanwhile.
  */
-import { epochNow, runPool, summarize, timedPost, type Summary } from "./lib.ts";
+import { epochNow, runPool, RuntimeProbe, summarize, timedPost, type Summary } from "./lib.ts";
 
 interface TaskTimes {
 	id: string;
@@ -38,6 +38,14 @@ export interface LimitedResult {
 	lastFinishMs: number;
 	/** Each task's own run time (run_ms: its sleep plus the attempt's own overhead). */
 	runMs: Summary;
+	/**
+	 * What the hand-overs added to the wall time: every start delay, spread over the `limit`
+	 * chains of tasks that ran one after another (Σ delays / limit). The rest of the wall time is
+	 * the first start (submission and queue hop), the runs themselves, and the last answer.
+	 */
+	handOverShareMs: number;
+	/** The runtime's own responsiveness meanwhile (bench/lib.ts RuntimeProbe). */
+	runtime: { probes: number; maxMs: number; stalls: number };
 }
 
 /** Most intervals [started, finished) open at one instant (an end at the same ms as a start is no overlap). */
@@ -74,6 +82,7 @@ export async function runLimited(
 	n: number,
 	ms: number,
 ): Promise<LimitedResult> {
+	const probe = new RuntimeProbe(base);
 	const t0 = epochNow();
 	const answers = await Promise.all(
 		Array.from({ length: n }, () =>
@@ -81,6 +90,7 @@ export async function runLimited(
 		),
 	);
 	const wallMs = epochNow() - t0;
+	const runtime = await probe.stop();
 	const errors: string[] = [];
 	const tasks: TaskTimes[] = [];
 	const runs: number[] = [];
@@ -114,6 +124,8 @@ export async function runLimited(
 		firstStartMs: Math.min(...tasks.map((t) => t.started)) - t0,
 		lastFinishMs: Math.max(...tasks.map((t) => t.finished)) - t0,
 		runMs: summarize(runs),
+		handOverShareMs: delays.reduce((a, b) => a + b, 0) / limit,
+		runtime: { probes: runtime.probes, maxMs: runtime.max, stalls: runtime.stalls.length },
 	};
 }
 

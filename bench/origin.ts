@@ -9,7 +9,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { runPool, summarize, timedPost, type Summary } from "./lib.ts";
+import { runPool, RuntimeProbe, stalledShare, summarize, timedPost, type Summary } from "./lib.ts";
 
 export const ORIGIN_DEFAULTS = { n: 400, limit: 8, workMs: 200 };
 
@@ -99,8 +99,10 @@ export interface OriginResult {
 	wait: Summary;
 	/** At the origin: from an answer to the next request on that slot, while tasks were waiting, ms. */
 	slotIdle: Summary;
-	/** Hand-overs slower than 500 ms: seconds into the run, and how long the slot was free. */
-	slowHandOvers: { atS: number; idleMs: number }[];
+	/** Hand-overs slower than 500 ms: seconds into the run, how long the slot was free, and whether the runtime itself answered nothing for at least half that time. */
+	slowHandOvers: { atS: number; idleMs: number; runtimeStalled: boolean }[];
+	/** The runtime's own responsiveness meanwhile (see RuntimeProbe): its slowest trivial request, and how many took over 500 ms. */
+	runtime: { probes: number; maxMs: number; stalls: number };
 	/** Seconds into the run of the origin's first request and of its last answer. */
 	originFirstS: number;
 	originLastS: number;
@@ -117,6 +119,7 @@ export async function runOrigin(base: string, apiKey: string, origin: BenchOrigi
 	// Warm the path (object creation, the first outbound connection) before counting.
 	await timedPost(`${base}/v1/tasks`, JSON.stringify({ type: "http", input: { origin: "bench", path: "/warm" } }), headers, 30_000);
 	origin.reset();
+	const probe = new RuntimeProbe(base);
 	const errors: string[] = [];
 	const waits: number[] = [];
 	const t0 = performance.now();
@@ -129,6 +132,7 @@ export async function runOrigin(base: string, apiKey: string, origin: BenchOrigi
 		),
 	);
 	const wallS = (performance.now() - t0) / 1000;
+	const runtime = await probe.stop();
 	let ok = 0;
 	for (const t of results) {
 		const task = t.json as { status?: string; created_at?: string; started_at?: string | null } | null;
@@ -157,8 +161,17 @@ export async function runOrigin(base: string, apiKey: string, origin: BenchOrigi
 		originLastS: (lastAt - t0) / 1000,
 		originPerS: requests / ((lastAt - firstAt) / 1000),
 		slowHandOvers: handOvers
-			.map((idleMs, i) => ({ atS: Math.round(((slotIdleAt[i] ?? t0) - t0) / 100) / 10, idleMs: Math.round(idleMs) }))
+			.map((idleMs, i) => {
+				const at = slotIdleAt[i] ?? t0;
+				const to = performance.timeOrigin + at;
+				return {
+					atS: Math.round((at - t0) / 100) / 10,
+					idleMs: Math.round(idleMs),
+					runtimeStalled: stalledShare(runtime.stalls, to - idleMs, to) >= 0.5,
+				};
+			})
 			.filter((h) => h.idleMs > 500),
+		runtime: { probes: runtime.probes, maxMs: runtime.max, stalls: runtime.stalls.length },
 	};
 }
 
@@ -168,7 +181,9 @@ export function describeOrigin(r: OriginResult): string {
 		`(${((100 * r.tasksPerS) / r.ceilingPerS).toFixed(0)} %); the origin worked from ${r.originFirstS.toFixed(1)} s to ${r.originLastS.toFixed(1)} s ` +
 		`(${r.originPerS.toFixed(1)} requests/s); origin saw ${r.originRequests} requests, at most ${r.originMaxInFlight} in flight (limit ${r.limit}); ` +
 		`a freed slot's next request came after p50 ${r.slotIdle.p50.toFixed(0)} p99 ${r.slotIdle.p99.toFixed(0)} ms ` +
-		`(${r.slowHandOvers.length} over 500 ms${r.slowHandOvers.length ? `, at ${r.slowHandOvers.map((h) => `${h.atS} s`).join(" ")}` : ""}); ` +
+		`(${r.slowHandOvers.length} over 500 ms${r.slowHandOvers.length ? `, at ${r.slowHandOvers.map((h) => `${h.atS} s`).join(" ")}` : ""}; ` +
+		`${r.slowHandOvers.filter((h) => h.runtimeStalled).length} of them while the runtime itself answered nothing for half the time or more: ` +
+		`its slowest trivial request took ${r.runtime.maxMs.toFixed(0)} ms, ${r.runtime.stalls} of ${r.runtime.probes} over 500 ms); ` +
 		`wait for a slot p50 ${r.wait.p50.toFixed(0)} p99 ${r.wait.p99.toFixed(0)} ms${r.errors.length ? `; errors ${r.errors.join("; ")}` : ""}`
 	);
 }

@@ -47,7 +47,7 @@ export async function callOrigin(origin: Origin, req: OriginRequest, ctx: Proces
 		if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error(String(ctx.signal.reason));
 		if (deadline.signal.aborted) throw timeoutFailure(origin);
 		if (e instanceof PermanentError || e instanceof RetryableError) throw e;
-		if (e instanceof LineTooLong) throw new PermanentError(`Origin "${origin.name}": ${e.message}`, "output_too_large");
+		if (e instanceof LineTooLong) throw new PermanentError(`Origin "${origin.name}": ${e.message} (MAX_OUTPUT_BYTES)`, "output_too_large");
 		if (e instanceof BadStreamLine) throw badResponse(origin, `answered badly: ${e.message}`);
 		throw transportFailure(origin, e);
 	} finally {
@@ -80,7 +80,9 @@ async function readAnswer(
 		);
 	}
 	const bytes = await readCapped(res.body, maxBytes, signal);
-	if (bytes === null) throw new PermanentError(`Origin "${origin.name}" answered more than ${maxBytes} bytes`, "output_too_large");
+	if (bytes === null) {
+		throw new PermanentError(`Origin "${origin.name}" answered more than ${maxBytes} bytes (MAX_OUTPUT_BYTES)`, "output_too_large");
+	}
 	const text = new TextDecoder().decode(bytes);
 	if (text.trim() === "") return unwrap(null);
 	let answer: unknown;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError, objectVar } from "../config";
+import { MAX_TIMEOUT_S } from "../task/model";
 
 /** How an origin wraps its answers: `seed` is the seed template's `{success, code, msg, data}`. */
 export const ENVELOPES = ["seed", "none"] as const;
@@ -9,8 +10,8 @@ export type Envelope = (typeof ENVELOPES)[number];
 export const ORIGIN_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** Largest `concurrency` an origin may ask for (the limiter of one origin is one object). */
 export const MAX_ORIGIN_CONCURRENCY = 1000;
-/** Longest `timeout_s` of one request: one attempt runs inside an alarm, which may last 15 minutes. */
-export const MAX_ORIGIN_TIMEOUT_S = 900;
+/** Longest `timeout_s` of one request: the longest attempt of any task (840 s, one alarm invocation with headroom). */
+export const MAX_ORIGIN_TIMEOUT_S = MAX_TIMEOUT_S;
 export const DEFAULT_ORIGIN_TIMEOUT_S = 300;
 
 /** One backend that edgetask fronts, as `ORIGINS` (and `ORIGIN_TOKENS`) configure it. */

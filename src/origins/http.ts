@@ -1,11 +1,8 @@
 import { z } from "zod";
-import { ConfigError } from "../config";
+import { ConfigError, settings } from "../config";
 import { defineProcessor, PermanentError, type InputProblem, type Processor } from "../processors/types";
 import { callOrigin } from "./call";
 import { ENVELOPES, findOrigin, ORIGIN_NAME, originLane, origins, type Origin } from "./config";
-
-/** Largest answer read from an origin (a streamed answer: per line). */
-export const MAX_ANSWER_BYTES = 1_048_576;
 
 /** A path on the origin: one leading slash (so it cannot name another host), no spaces or fragment. */
 const PATH = /^\/(?!\/)[^\s#]*$/;
@@ -62,7 +59,9 @@ export const http: Processor = {
 		run: (input, ctx) => {
 			const origin = originFor(ctx.env, input.origin);
 			const request = { path: input.path, body: input.body, envelope: input.envelope ?? origin.envelope };
-			return callOrigin(origin, request, ctx, MAX_ANSWER_BYTES);
+			// One var bounds every output: an answer (a streamed one: each line) is read up to
+			// MAX_OUTPUT_BYTES, like any processor's output is stored up to it.
+			return callOrigin(origin, request, ctx, settings(ctx.env).maxOutputBytes);
 		},
 	}),
 	check: checkOrigin,

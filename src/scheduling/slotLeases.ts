@@ -50,6 +50,8 @@ export class SlotLeases {
 
 	/** The holder did not answer (a lost grant, an unreachable object): due again `retryMs` from now. */
 	unconfirmed(taskId: string, now: number, leaseMs: number, retryMs: number): void {
+		// It may have released the slot while the call was out (a slow answer, not a lost one).
+		if (!this.has(taskId)) return;
 		this.confirmedAt.set(taskId, now - leaseMs + retryMs);
 		this.unanswered.add(taskId);
 	}

@@ -8,6 +8,12 @@ import { rankOf } from "./rank";
 const RECHECK_MS = 300_000;
 /** A lane that could not be reached is asked again this much later. */
 const UNREACHABLE_RETRY_MS = 1_000;
+/**
+ * A release whose call fails (a dropped connection, an overloaded or restarting lane) is sent
+ * again after each of these delays: left to the lane's lease check, the finished task's slot would
+ * sit unused for up to LEASE_CHECK_MS (with a limit of 1, the whole lane). Releases are idempotent.
+ */
+const RELEASE_RETRY_MS = [100, 1_000, 5_000];
 /** A position heard within this long is fresh enough to answer a GET; older, the lane is asked. */
 const POSITION_FRESH_MS = 1_000;
 /** Longest a GET or a new subscriber waits for the lane to say a position. */
@@ -72,7 +78,7 @@ export class TaskSlot implements PlaceInLine {
 		if (r.status !== "queued" || r.laneState !== "waiting") {
 			// Moved on while the lane answered: started by a pushed slot, or ended (its release may
 			// have reached the lane before this request did: release again).
-			if (r.status !== "running") this.sendRelease(lane.lane, r.id);
+			if (r.status !== "running") this.sendRelease(lane.lane, r.id, () => r.status !== "running" && r.status !== "queued");
 			return false;
 		}
 		if (answer.granted) {
@@ -98,7 +104,9 @@ export class TaskSlot implements PlaceInLine {
 		if (r.laneState === "out" || r.lane === null) return;
 		r.laneState = "out";
 		r.queuePosition = null;
-		this.sendRelease(r.lane, r.id);
+		const lane = r.lane;
+		// Sent again only while the task has not asked this lane again since (a retry's new place or slot is not freed).
+		this.sendRelease(lane, r.id, () => r.laneState === "out" && r.lane === lane);
 	}
 
 	waitsIn(r: TaskRecord, lane: string): boolean {
@@ -130,12 +138,26 @@ export class TaskSlot implements PlaceInLine {
 		}
 	}
 
-	private sendRelease(lane: string, taskId: string): void {
-		this.ctx.waitUntil(
-			this.stub(lane)
-				.release(lane, taskId)
-				.catch((e: unknown) => console.error(`task ${taskId}: release in lane ${lane} failed (its lease check frees it): ${String(e)}`)),
-		);
+	/** Gives the slot or place back; a failed call is sent again (RELEASE_RETRY_MS) while `stillWanted()` holds. */
+	private sendRelease(lane: string, taskId: string, stillWanted: () => boolean): void {
+		const send = async (): Promise<void> => {
+			for (let attempt = 0; ; attempt++) {
+				try {
+					await this.stub(lane).release(lane, taskId);
+					return;
+				} catch (e) {
+					const delay = RELEASE_RETRY_MS[attempt];
+					if (delay === undefined) {
+						console.error(`task ${taskId}: release in lane ${lane} failed ${attempt + 1} times (its lease check frees it): ${String(e)}`);
+						return;
+					}
+					console.error(`task ${taskId}: release in lane ${lane} failed, sending it again in ${delay} ms: ${String(e)}`);
+					await new Promise((resolve) => setTimeout(resolve, delay));
+					if (!stillWanted()) return;
+				}
+			}
+		};
+		this.ctx.waitUntil(send());
 	}
 
 	private stub(lane: string) {

@@ -24,6 +24,8 @@ type HttpTask = TaskJson & { error: { code: string; message: string; details?: R
 let origin: OriginServer;
 let server: DevServer;
 let base: string;
+/** The server's MAX_OUTPUT_BYTES: 256 KiB. */
+const MAX_OUTPUT_BYTES = 256 * 1024;
 /** A port nothing listens on: connections are refused. */
 let deadPort: number;
 
@@ -41,7 +43,12 @@ beforeAll(async () => {
 		dead: { url: `http://127.0.0.1:${deadPort}`, concurrency: 1, timeout_s: 5 },
 	};
 	server = await startDevServer({
-		vars: { ORIGINS: JSON.stringify(origins), ORIGIN_TOKENS: JSON.stringify({ main: "secret-main-token" }) },
+		vars: {
+			ORIGINS: JSON.stringify(origins),
+			ORIGIN_TOKENS: JSON.stringify({ main: "secret-main-token" }),
+			// Below the 1 MiB default, so a test can show that this one var bounds origin answers too.
+			MAX_OUTPUT_BYTES: String(MAX_OUTPUT_BYTES),
+		},
 	});
 	base = server.url;
 });
@@ -235,6 +242,33 @@ describe("http: answers that must not wedge a task", () => {
 		expect(task.status).toBe("failed");
 		expect(task.error?.code).toBe("output_too_large");
 		expect(task.attempts).toBe(1);
+	});
+
+	it("MAX_OUTPUT_BYTES bounds answers as it bounds any output: just under it is the output, just over it fails, streamed lines too", async () => {
+		const answer = (bytes: number) => `"${"b".repeat(bytes - 2)}"`;
+		const paths = { under: `/under/${uniqueId("cap")}`, over: `/over/${uniqueId("cap")}`, line: `/line/${uniqueId("cap")}` };
+		origin.on(
+			paths.under,
+			(_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(answer(MAX_OUTPUT_BYTES - 16)),
+		);
+		origin.on(
+			paths.over,
+			(_req, res) => void res.writeHead(200, { "content-type": "application/json" }).end(answer(MAX_OUTPUT_BYTES + 16)),
+		);
+		origin.on(paths.line, (_req, res) => {
+			res.writeHead(200, { "content-type": "application/x-ndjson" });
+			res.end(`{"progress": 10}\n{"output": ${answer(MAX_OUTPUT_BYTES + 16)}}\n`);
+		});
+		const [under, over, line] = await Promise.all(
+			[paths.under, paths.over, paths.line].map(async (path) => (await submitHttp({ origin: "main", path }, {}, 30)).body as HttpTask),
+		);
+		expect(under.status, JSON.stringify(under.error)).toBe("succeeded");
+		// Past 64 KiB a JSON output is kept in R2: the task names it, with its size.
+		expect(under.output).toMatchObject({ bytes: MAX_OUTPUT_BYTES - 16, content_type: "application/json" });
+		for (const task of [over, line]) {
+			expect(task).toMatchObject({ status: "failed", attempts: 1, error: { code: "output_too_large" } });
+			expect(task.error?.message).toContain(`${MAX_OUTPUT_BYTES} bytes (MAX_OUTPUT_BYTES)`);
+		}
 	});
 
 	it("an endless answer is cut at the cap instead of being buffered", async () => {

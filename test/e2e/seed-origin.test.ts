@@ -113,10 +113,15 @@ describe("the seed template behind edgetask", () => {
 		// One model, one task at a time: answers come back one by one as each is done, not all at the end.
 		const times = done.map((d) => d.at).sort((a, b) => a - b);
 		expect(times[2] - times[0]).toBeGreaterThanOrEqual(2 * SEED_TASK_MS - 500);
-		// Each task's own run time is its own (the seed's second bug was summed timings).
-		for (const id of ids) {
-			const task = (await waitTerminal(base, id, 5000)).body as TaskJson;
+		// The origin's concurrency 1 holds: edgetask sends the next request only after the last
+		// answer, so the runs never overlap, and each run_ms is that task's own ~2 s at the model
+		// (had they been sent together, the seed's own queue would have held the last for ~6 s).
+		const tasks = await Promise.all(ids.map(async (id) => (await waitTerminal(base, id, 5000)).body as TaskJson));
+		const runs = tasks.map((t) => [Date.parse(t.started_at ?? ""), Date.parse(t.finished_at ?? "")] as const).sort((x, y) => x[0] - y[0]);
+		for (let i = 1; i < runs.length; i++) expect(runs[i][0]).toBeGreaterThanOrEqual(runs[i - 1][1]);
+		for (const task of tasks) {
 			expect(task.metrics.run_ms).toBeGreaterThanOrEqual(SEED_TASK_MS - 100);
+			expect(task.metrics.run_ms).toBeLessThan(2 * SEED_TASK_MS);
 		}
 	});
 

@@ -11,7 +11,7 @@ import { LEASE_CHECK_MS } from "../../src/scheduling/Scheduler";
 import { eventually, sleep } from "../shared/waits";
 import { cancelTask, getTask, pollTask, settled, submitTask, type TaskView } from "../worker/support/api";
 import { newId } from "../worker/support/ids";
-import { storedState } from "../worker/support/objects";
+import { runInObject, storedState, taskStub } from "../worker/support/objects";
 import { drain, taskSocket } from "../worker/support/socket";
 
 const LIMITED = ["sleep", "flaky", "fail", "hang"];
@@ -291,6 +291,68 @@ describe("slots are leases", () => {
 		const d = await settled(fourth, 10);
 		expect(d.status).toBe("timed_out");
 		expect(Date.parse(d.started_at ?? "") - Date.parse(canceled.body.finished_at ?? "")).toBeLessThan(1000);
+	});
+});
+
+/**
+ * Makes one RPC method of a class fail for one task (a call lost on the way: a dropped connection,
+ * an overloaded or restarting object), at most `times` times. RPC finds methods on the class, so
+ * the class's method is wrapped, in the instance `stub` reaches; `restore` puts it back.
+ */
+async function failCalls(stub: unknown, method: string, taskId: string, times: number) {
+	type Method = (this: unknown, ...args: unknown[]) => Promise<unknown>;
+	let failed = 0;
+	let restore = () => {};
+	await runInObject(stub, (instance) => {
+		const proto = Object.getPrototypeOf(instance) as Record<string, Method>;
+		const original = proto[method]!;
+		restore = () => void (proto[method] = original);
+		proto[method] = async function (this: unknown, ...args: unknown[]) {
+			const id = args.find((a) => a === taskId) ?? (this as { record?: { id?: string } }).record?.id;
+			if (id === taskId && failed < times) {
+				failed += 1;
+				throw new Error(`injected: ${method} lost on the way`);
+			}
+			return original.apply(this, args);
+		};
+	});
+	return { restore, failed: () => failed };
+}
+
+describe("calls lost on the way", () => {
+	it("a release that fails is sent again: the next task gets the slot at once, not at the lease check", async () => {
+		// flaky is limited to 1: the freed slot is the whole lane.
+		const holder = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 1000 } });
+		await untilRunning([holder]);
+		const next = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 10 } });
+		await untilPlaced([next]);
+		const lost = await failCalls(lane("flaky"), "release", holder, 1);
+		try {
+			const [a, b] = await Promise.all([settled(holder, 30), settled(next, 40)]);
+			expect(a.status).toBe("succeeded");
+			expect(b.status).toBe("succeeded");
+			expect(lost.failed()).toBe(1);
+			// Left to the lease check, the slot would stay with the finished holder for LEASE_CHECK_MS / 2 or more.
+			expect(Date.parse(b.started_at ?? "") - Date.parse(a.finished_at ?? "")).toBeLessThan(LEASE_CHECK_MS / 4);
+		} finally {
+			lost.restore();
+		}
+	});
+
+	it("a grant whose call fails is offered again soon, and the task starts", async () => {
+		const holder = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 500 } });
+		await untilRunning([holder]);
+		const next = await submitOne({ type: "flaky", input: { fail_times: 0, ms: 10 } });
+		await untilPlaced([next]);
+		const lost = await failCalls(taskStub(next), "slotOffered", next, 1);
+		try {
+			const [a, b] = await Promise.all([settled(holder, 30), settled(next, 40)]);
+			expect(b).toMatchObject({ status: "succeeded", attempts: 1 });
+			expect(lost.failed()).toBe(1);
+			expect(Date.parse(b.started_at ?? "") - Date.parse(a.finished_at ?? "")).toBeLessThan(LEASE_CHECK_MS / 4);
+		} finally {
+			lost.restore();
+		}
 	});
 });
 

@@ -62,8 +62,8 @@ describe("bad ORIGINS / ORIGIN_TOKENS: a clear error at first use", () => {
 			says: /^ORIGINS: gpu\.concurrency: must be at least 1/,
 		},
 		{
-			name: "timeout_s past 900",
-			vars: { ORIGINS: '{"gpu":{"url":"http://x","concurrency":1,"timeout_s":901}}' },
+			name: "timeout_s past 840, the longest attempt",
+			vars: { ORIGINS: '{"gpu":{"url":"http://x","concurrency":1,"timeout_s":841}}' },
 			says: /^ORIGINS: gpu\.timeout_s: /,
 		},
 		{
