@@ -69,6 +69,9 @@ describe("TypeScript pull worker", () => {
 			expect(long.body.progress).toEqual({ percent: 100, message: "working" });
 			const bad = await api.submit("js", { ms: 0, permanent: true }, {}, 30);
 			expect(bad.body).toMatchObject({ status: "failed", attempts: 1, error: { code: "bad_input", message: "cannot" } });
+			// The caller may hear of the failure before the worker has read the answer to its report.
+			const deadline = Date.now() + 5000;
+			while (worker.stats.failed === 0 && Date.now() < deadline) await sleep(20);
 			expect(worker.stats).toMatchObject({ succeeded: 1, failed: 1, dropped: 0 });
 		} finally {
 			await worker.stop();
