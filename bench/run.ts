@@ -6,6 +6,8 @@
  * to 127.0.0.1 only. Every workload runs against edgetask and the two floors on the same runtime:
  *   floor (a)  plain Hono route that sleeps `ms`                      (POST /sleep)
  *   floor (b)  the sleep inside a fresh Durable Object per request     (POST /do-sleep)
+ *   edgetask, direct (--targets …,edgetaskDirect) a second edgetask server with DISPATCH=direct:
+ *              the task's object starts the task itself, no queue message
  *   contract floor (--targets …,floorContract) the design floor plus what edgetask's own rules ask
  *              of a task: event rows, the running state stored before the run, the terminal
  *              status reported to a health shard before the alarm moves to the TTL (POST /contract)
@@ -54,7 +56,10 @@
  * e.g. another worktree), --before DIR (W2 on DIR's edgetask and on this one's, alternating --before-rounds times (3) in
  * the same run: e.g. a worktree at the commit before a change, to show the change costs nothing),
  * --edge-var NAME=VALUE (extra edgetask var, repeatable),
- * --workloads W3,c1,W1,W2,L1,F1,I1 (a subset), --l1-n N (L1's task count), --l1-stream (L1 tasks of
+ * --workloads W3,c1,W1,W2,L1,F1,I1 (a subset), --rounds N (c1, W1 and W2 N times, the targets'
+ * order rotated each round; each target's table value is its median round, and the same-run
+ * targets compare each round's pair, then take the median: a machine shared with other work
+ * drifts by tens of percent within minutes), --l1-n N (L1's task count), --l1-stream (L1 tasks of
  * 1–3 s from their submission instead of ends held in one window), --l1-hold-ms / --l1-window-ms
  * (L1's schedule), --l1-conc N (L1 submissions in flight).
  * Every loop is bounded in count and in time.
@@ -114,13 +119,17 @@ interface Options {
 	/** Extra `[vars]` for edgetask (`--edge-var NAME=VALUE`, repeatable). */
 	edgeVars: Record<string, string>;
 	workloads: string[];
+	/** c1, W1 and W2 run this many times, each round starting with the next target (--rounds N). */
+	rounds: number;
 	l1: { n: number | null; stream: boolean; holdMs: number | null; windowMs: number | null; conc: number };
 }
 
-type TargetKey = "edgetask" | "edgetaskBefore" | "floorA" | "floorB" | "floorDesign" | "floorContract" | "floorStore";
+type TargetKey = "edgetask" | "edgetaskDirect" | "edgetaskBefore" | "floorA" | "floorB" | "floorDesign" | "floorContract" | "floorStore";
 const WORKLOADS = ["W3", "c1", "W1", "W2", "L1", "origin", "F1", "I1", "limited"];
-const MAIN_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB", "floorDesign", "floorContract"];
-/** Targets run unless --targets says otherwise (the contract floor is asked for by name). */
+const MAIN_TARGETS: TargetKey[] = ["edgetask", "edgetaskDirect", "floorA", "floorB", "floorDesign", "floorContract"];
+/** The targets that are edgetask itself (the rest are floors on the floor worker). */
+const EDGE_TARGETS: TargetKey[] = ["edgetask", "edgetaskDirect"];
+/** Targets run unless --targets says otherwise (edgetask with DISPATCH=direct and the contract floor are asked for by name). */
 const DEFAULT_TARGETS: TargetKey[] = ["edgetask", "floorA", "floorB", "floorDesign"];
 
 function parseArgs(argv: string[]): Options {
@@ -140,6 +149,7 @@ function parseArgs(argv: string[]): Options {
 		limitedRounds: 1,
 		edgeVars: {},
 		workloads: [...WORKLOADS],
+		rounds: 1,
 		l1: { n: null, stream: false, holdMs: null, windowMs: null, conc: 25 },
 	};
 	for (let i = 0; i < argv.length; i++) {
@@ -161,6 +171,7 @@ function parseArgs(argv: string[]): Options {
 		else if (a === "--before") o.before = value();
 		else if (a === "--limited-rounds") o.limitedRounds = Math.max(1, Math.floor(Number(value())) || 1);
 		else if (a === "--before-rounds") o.beforeRounds = Math.max(1, Math.floor(Number(value())) || 1);
+		else if (a === "--rounds") o.rounds = Math.max(1, Math.floor(Number(value())) || 1);
 		else if (a === "--workloads") {
 			o.workloads = value()
 				.split(",")
@@ -183,7 +194,7 @@ function parseArgs(argv: string[]): Options {
 			o.targets = list;
 		} else if (a === "--help" || a === "-h") {
 			console.log(
-				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,floorA,floorB,floorDesign] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--before DIR] [--before-rounds N] [--limited-rounds N] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1,F1,I1] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
+				"npm run bench -- [--quick] [--json FILE] [--soak N] [--targets edgetask,edgetaskDirect,floorA,floorB,floorDesign,floorContract] [--no-diag] [--seed N] [--live] [--soak-only] [--soak-floor] [--code DIR] [--before DIR] [--before-rounds N] [--limited-rounds N] [--edge-var NAME=VALUE] [--workloads W3,c1,W1,W2,L1,F1,I1] [--rounds N] [--l1-n N] [--l1-stream] [--l1-hold-ms MS] [--l1-window-ms MS] [--l1-conc N]",
 			);
 			process.exit(0);
 		} else throw new Error(`unknown option ${a}`);
@@ -340,7 +351,7 @@ async function call(target: Target, ms: number): Promise<Sample> {
 		ok: error === undefined,
 		status: t.status,
 		error,
-		breakdown: target.key === "edgetask" && !error ? breakdownOf(t, ms) : undefined,
+		breakdown: EDGE_TARGETS.includes(target.key) && !error ? breakdownOf(t, ms) : undefined,
 	};
 }
 
@@ -467,6 +478,11 @@ function errorsOf(samples: Sample[], expected = samples.length): { count: number
 	const missing = Math.max(0, expected - samples.length);
 	if (missing > 0) examples.push(`${missing} not issued (time bound reached)`);
 	return { count: bad.length + missing, examples };
+}
+
+/** CPU per task summed over the server's processes (runtime, proxy, wrangler). */
+function cpuTotal(byRole: Record<string, number>): number {
+	return Object.values(byRole).reduce((a, b) => a + b, 0);
 }
 
 function breakdownSummary(samples: Sample[]) {
@@ -708,17 +724,24 @@ function passOf(v: number | string | undefined, test: ((v: number) => boolean) |
 	return test(v) ? "pass" : "FAIL";
 }
 
+/** The pass column: edgetask's, and with DISPATCH=direct measured too, both ("queue / direct"). */
+function passOfEdge(values: Row["values"], test: ((v: number) => boolean) | null): string {
+	const queue = passOf(values.edgetask, test);
+	return values.edgetaskDirect === undefined || !test ? queue : `${queue} / ${passOf(values.edgetaskDirect, test)}`;
+}
+
 function cell(v: number | string | undefined, digits: number): string {
 	if (v === undefined) return "—";
 	return typeof v === "number" ? fmt(v, digits) : v;
 }
 
 function markdownTable(rows: Row[], digitsOf: (r: Row) => number): string {
-	const head = "| workload | metric | edgetask | floor (a) | floor (b) | design floor | contract floor | target | pass? |";
-	const sep = "|---|---|---:|---:|---:|---:|---:|---|---|";
+	const direct = rows.some((r) => r.values.edgetaskDirect !== undefined);
+	const head = `| workload | metric | edgetask |${direct ? " edgetask, direct |" : ""} floor (a) | floor (b) | design floor | contract floor | target | pass?${direct ? " (queue / direct)" : ""} |`;
+	const sep = `|---|---|---:|${direct ? "---:|" : ""}---:|---:|---:|---:|---|---|`;
 	const lines = rows.map((r) => {
 		const d = digitsOf(r);
-		return `| ${r.workload} | ${r.metric} | ${cell(r.values.edgetask, d)} | ${cell(r.values.floorA, d)} | ${cell(r.values.floorB, d)} | ${cell(r.values.floorDesign, d)} | ${cell(r.values.floorContract, d)} | ${r.target} | ${r.pass} |`;
+		return `| ${r.workload} | ${r.metric} | ${cell(r.values.edgetask, d)} |${direct ? ` ${cell(r.values.edgetaskDirect, d)} |` : ""} ${cell(r.values.floorA, d)} | ${cell(r.values.floorB, d)} | ${cell(r.values.floorDesign, d)} | ${cell(r.values.floorContract, d)} | ${r.target} | ${r.pass} |`;
 	});
 	return [head, sep, ...lines].join("\n");
 }
@@ -761,10 +784,11 @@ async function main() {
 
 	try {
 		const wantEdge = opts.targets.includes("edgetask") || opts.soak > 0;
-		const wantFloor = opts.targets.some((t) => t !== "edgetask") || opts.diag || (opts.soak > 0 && opts.soakFloor);
+		const wantDirect = opts.targets.includes("edgetaskDirect");
+		const wantFloor = opts.targets.some((t) => !EDGE_TARGETS.includes(t)) || opts.diag || (opts.soak > 0 && opts.soakFloor);
 		const codeDir = opts.code ? resolve(opts.code) : root;
 		const snap = snapshotProject(join(stateDir, "code"), opts.live, codeDir);
-		if (wantEdge)
+		if (wantEdge || wantDirect)
 			console.log(
 				`edgetask code: ${opts.live ? "working tree (--live)" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}`,
 			);
@@ -773,7 +797,7 @@ async function main() {
 			wantEdge && opts.workloads.includes("origin") ? await startBenchOrigin(ORIGIN_DEFAULTS.limit, ORIGIN_DEFAULTS.workMs) : null;
 		if (benchOrigin) stopOrigin = () => benchOrigin.stop();
 		const t0 = performance.now();
-		const [edge, floor] = await Promise.all([
+		const [edge, edgeDirect, floor] = await Promise.all([
 			wantEdge
 				? startDevServer({
 						config: snap.config,
@@ -782,14 +806,25 @@ async function main() {
 						readyTimeoutMs: 120_000,
 					})
 				: Promise.resolve(null),
+			// The same code, its objects starting their own tasks (no queue message).
+			wantDirect
+				? startDevServer({
+						config: snap.config,
+						persistTo: join(stateDir, "edgetask-direct"),
+						vars: { API_KEYS: API_KEY, ...opts.edgeVars, DISPATCH: "direct" },
+						readyTimeoutMs: 120_000,
+					})
+				: Promise.resolve(null),
 			wantFloor ? startDevServer({ config: snap.floorConfig, persistTo: join(stateDir, "floor") }) : Promise.resolve(null),
 		]);
 		if (edge) servers.push(edge);
+		if (edgeDirect) servers.push(edgeDirect);
 		if (floor) servers.push(floor);
 		console.log(`servers ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${servers.map((s) => s.url).join(", ")}`);
 
 		const all: Partial<Record<TargetKey, Target>> = {};
 		if (edge) all.edgetask = edgetaskTarget(edge);
+		if (edgeDirect) all.edgetaskDirect = edgetaskTarget(edgeDirect, "edgetaskDirect", "edgetask, DISPATCH=direct");
 		if (floor) {
 			all.floorA = floorTarget(floor, "floorA", "/sleep", "floor (a) plain route");
 			all.floorB = floorTarget(floor, "floorB", "/do-sleep", "floor (b) DO per request");
@@ -820,13 +855,15 @@ async function main() {
 				const probe = new Interference(servers);
 				const reloads0 = reloadsOf(t.server);
 				const r = await fn(t);
-				interference[`${name}/${t.key}`] = probe.read();
+				// With --rounds, the busiest round's figure stands.
+				const load = probe.read();
+				const before = interference[`${name}/${t.key}`];
+				interference[`${name}/${t.key}`] = before && before.foreignCores > load.foreignCores ? before : load;
 				if (reloadsOf(t.server) > reloads0) {
 					reloadWarnings.push(`${name}/${t.key}`);
 					console.log(`  WARNING: wrangler reloaded ${t.label} during ${name}; its requests in flight were dropped`);
 				}
 				(results[name] ??= {})[t.key] = r;
-				const load = interference[`${name}/${t.key}`]!;
 				console.log(
 					`  ${name.padEnd(4)} ${t.label.padEnd(34)} ${describe(r as never)}  [other load ${load.foreignCores.toFixed(2)} cores]`,
 				);
@@ -834,6 +871,21 @@ async function main() {
 			}
 		};
 
+		/** Every round's result of c1, W1 and W2, by target (results[name] holds the median round). */
+		const rounds: Record<string, Partial<Record<TargetKey, unknown[]>>> = {};
+		const eachRound = async <R>(name: string, fn: (t: Target) => Promise<R>, describe: (r: never) => string, metric: (r: R) => number) => {
+			for (let round = 0; round < opts.rounds; round++) {
+				const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+				if (opts.rounds > 1) console.log(`  round ${round + 1} of ${opts.rounds}`);
+				await each(name, fn, describe, order);
+				for (const t of order) ((rounds[name] ??= {})[t.key] ??= []).push(results[name]?.[t.key]);
+			}
+			for (const t of targets) {
+				const list = (rounds[name]?.[t.key] ?? []) as R[];
+				const sorted = [...list].sort((a, b) => metric(a) - metric(b));
+				(results[name] ??= {})[t.key] = sorted[Math.floor((sorted.length - 1) / 2)];
+			}
+		};
 		const s = (x: Summary) => `p50 ${fmt(x.p50)} p99 ${fmt(x.p99)} max ${fmt(x.max)} ms (n=${x.n})`;
 		if (targets.length) {
 			const want = (w: string) => opts.workloads.includes(w);
@@ -847,27 +899,30 @@ async function main() {
 				);
 			if (want("c1")) console.log(`c1: sequential ${COUNTS.c1Zero} × sleep 0, ${COUNTS.c1Hundred} × sleep 100`);
 			if (want("c1"))
-				await each(
+				await eachRound(
 					"c1",
 					(t) => runC1(t, COUNTS.c1Zero, COUNTS.c1Hundred),
 					(r: Awaited<ReturnType<typeof runC1>>) =>
 						`sleep0 ${s(r.zero.overhead)}; sleep100 ${s(r.hundred.overhead)}; errors ${r.zero.errors.count + r.hundred.errors.count}`,
+					(r) => r.zero.overhead.p50,
 				);
 			if (want("W1")) console.log(`W1: ${COUNTS.w1} concurrent tasks of 100–3000 ms`);
 			if (want("W1"))
-				await each(
+				await eachRound(
 					"W1",
 					(t) => runW1(t, COUNTS.w1, opts.seed),
 					(r: Awaited<ReturnType<typeof runW1>>) =>
 						`overhead ${s(r.overhead)}; late>${LATE_MS} ${r.late}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+					(r) => r.late + r.overhead.p50 / 1e6,
 				);
 			if (want("W2")) console.log(`W2: ${COUNTS.w2} × sleep 0 at concurrency ${COUNTS.w2Conc}`);
 			if (want("W2"))
-				await each(
+				await eachRound(
 					"W2",
 					(t) => runW2(t, COUNTS.w2, COUNTS.w2Conc, opts.quick ? 60_000 : 300_000),
 					(r: Awaited<ReturnType<typeof runW2>>) =>
-						`${fmt(r.tasksPerS)} tasks/s; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+						`${fmt(r.tasksPerS)} tasks/s; CPU per task ${fmt(cpuTotal(r.cpuMsPerTask), 2)} ms; overhead ${s(r.overhead)}; errors ${r.errors.count} ${r.errors.examples.join("; ")}`,
+					(r) => r.tasksPerS,
 				);
 			if (want("L1") && all.edgetask && targets.includes(all.edgetask)) {
 				const d = l1Defaults(COUNTS.l1);
@@ -1082,7 +1137,7 @@ async function main() {
 		};
 		const rows: Row[] = [];
 		const add = (workload: string, metric: string, values: Row["values"], target: string, test: ((v: number) => boolean) | null) => {
-			if (Object.keys(values).length > 0) rows.push({ workload, metric, values, target, pass: passOf(values.edgetask, test) });
+			if (Object.keys(values).length > 0) rows.push({ workload, metric, values, target, pass: passOfEdge(values, test) });
 		};
 		const w1Name = `W1 (${COUNTS.w1} × 100–3000 ms, concurrent)`;
 		const w2Name = `W2 (${COUNTS.w2} × sleep 0, conc ${COUNTS.w2Conc})`;
@@ -1231,13 +1286,16 @@ async function main() {
 		}
 		// The issue's targets, against the design's own floor measured in this same run.
 		// The contract floor's own figure says whether any build that keeps edgetask's rules could pass.
+		// With --rounds, each round's pair is compared (both measured minutes apart at most), then the median taken.
 		const vsDesign = <R>(name: string, f: (e: R, d: R) => number): Row["values"] => {
-			const d = results[name]?.floorDesign as R | undefined;
-			if (d === undefined) return {};
+			const d = (rounds[name]?.floorDesign ?? []) as R[];
+			if (d.length === 0) return {};
 			const out: Row["values"] = {};
-			for (const k of ["edgetask", "floorContract"] as const) {
-				const r = results[name]?.[k] as R | undefined;
-				if (r !== undefined) out[k] = f(r, d);
+			for (const k of ["edgetask", "edgetaskDirect", "floorContract"] as const) {
+				const e = (rounds[name]?.[k] ?? []) as R[];
+				if (e.length === 0) continue;
+				const pairs = e.map((r, i) => f(r, d[i]!)).sort((a, b) => a - b);
+				out[k] = pairs[Math.floor((pairs.length - 1) / 2)]!;
 			}
 			return out;
 		};
@@ -1247,6 +1305,15 @@ async function main() {
 			vsDesign<W2R>("W2", (e, d) => e.tasksPerS / d.tasksPerS),
 			"≥ 0.95",
 			(v) => v >= 0.95,
+		);
+		// What throughput on a saturated runtime comes down to, and what other load on the machine
+		// hardly moves: the CPU the server's processes spend per task.
+		add(
+			"vs design floor, same run",
+			"W2 CPU per task (all server processes) ÷ design floor's",
+			vsDesign<W2R>("W2", (e, d) => cpuTotal(e.cpuMsPerTask) / cpuTotal(d.cpuMsPerTask)),
+			"—",
+			null,
 		);
 		add(
 			"vs design floor, same run",
@@ -1544,22 +1611,23 @@ async function main() {
 				`| ${name} | ${b.n} | ${fmt(b.ingress.p50)} / ${fmt(b.ingress.p99)} | ${fmt(b.queue.p50)} / ${fmt(b.queue.p99)} | ${fmt(b.runExcess.p50)} / ${fmt(b.runExcess.p99)} | ${fmt(b.egress.p50)} / ${fmt(b.egress.p99)} |`,
 			);
 		};
-		if (results.c1?.edgetask || results.W1?.edgetask || results.W2?.edgetask) {
+		for (const k of EDGE_TARGETS) {
+			if (!results.c1?.[k] && !results.W1?.[k] && !results.W2?.[k]) continue;
 			diagLines.push(
-				"edgetask overhead by stage, ms, p50 / p99 (from the task's own created/started/finished stamps; workerd ms clock):",
+				`${all[k]?.label ?? k} overhead by stage, ms, p50 / p99 (from the task's own created/started/finished stamps; workerd ms clock):`,
 				"",
 				"| workload | n | ingress: send → created | queue: created → started | run − ms | egress: finished → client |",
 				"|---|---:|---:|---:|---:|---:|",
 			);
-			const c1e = results.c1?.edgetask as C1R | undefined;
+			const c1e = results.c1?.[k] as C1R | undefined;
 			eb("c1 sleep 0", c1e?.zero);
 			eb("c1 sleep 100", c1e?.hundred);
-			eb("W1", results.W1?.edgetask as W1R | undefined);
-			eb("W2", results.W2?.edgetask as W2R | undefined);
+			eb("W1", results.W1?.[k] as W1R | undefined);
+			eb("W2", results.W2?.[k] as W2R | undefined);
 			diagLines.push("");
 		}
 		const cpuRows: string[] = [];
-		for (const k of ["edgetask", "floorA", "floorB", "floorDesign", "floorContract", "floorStore"] as TargetKey[]) {
+		for (const k of [...MAIN_TARGETS, "floorStore"] as TargetKey[]) {
 			const r = results.W2?.[k] as W2R | undefined;
 			if (!r) continue;
 			const c = r.cpuMsPerTask;
@@ -1598,7 +1666,8 @@ async function main() {
 				(w) =>
 					`${w} ${MAIN_TARGETS.map((k) => (interference[`${w}/${k}`] ? interference[`${w}/${k}`]!.foreignCores.toFixed(2) : "—")).join(" / ")}`,
 			);
-		if (perRun.length) diagLines.push(`Other load per run, cores (${MAIN_TARGETS.join(" / ")}): ${perRun.join("; ")}.`);
+		if (perRun.length)
+			diagLines.push(`Other load per run (with --rounds, the busiest round), cores (${MAIN_TARGETS.join(" / ")}): ${perRun.join("; ")}.`);
 		diagLines.push("Percentiles are nearest-rank (with n ≤ 100, p99 is the maximum). Overhead = client elapsed − the task's own sleep.");
 		if (l1r) {
 			diagLines.push(
@@ -1606,7 +1675,7 @@ async function main() {
 			);
 		}
 
-		if (wantEdge)
+		if (wantEdge || wantDirect)
 			diagLines.push(
 				`edgetask code: ${opts.live ? "working tree" : "snapshot"} of ${opts.code ? `${codeDir} @ ` : ""}${snap.commit}${snap.dirty ? " + uncommitted changes" : ""}, digest ${snap.digest}${Object.keys(opts.edgeVars).length ? `, vars ${JSON.stringify(opts.edgeVars)}` : ""}.`,
 			);
@@ -1628,9 +1697,10 @@ async function main() {
 						options: opts,
 						counts: COUNTS,
 						environment: { node: process.version, cores: cpus().length, loadStart, loadEnd, interference, reloadWarnings },
-						code: wantEdge ? snap : null,
+						code: wantEdge || wantDirect ? snap : null,
 						table: rows,
 						results,
+						rounds,
 						diagnostics: diag,
 						soak: soaks,
 					},
