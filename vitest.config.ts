@@ -109,8 +109,9 @@ export default defineConfig({
 								UPLOAD_TTL_S: "1",
 								WORKER_TYPES: JSON.stringify({ gpu: { lease_s: 60 } }),
 								ORIGINS: JSON.stringify({ model: { url: "http://model.cost.test", concurrency: 10, timeout_s: 120 } }),
-								// As in the worker project: no task-end log lines (a log costs no billed operation).
-								TASK_END_LOGS: "false",
+								// Task-end log lines on, as deployed: each is a billed Workers Logs event. The meter counts
+								// them and keeps them out of the output (test/cost/instrument.ts installLogCount).
+								TASK_END_LOGS: "true",
 							},
 							outboundService: "cost-origin",
 							workers: [{ name: "cost-origin", modules: true, scriptPath: "./test/cost/origin.js", compatibilityDate: "2026-11-09" }],

@@ -4,9 +4,10 @@
  * the names wrangler.toml binds, so the runtime instantiates the counted subclasses.
  */
 import worker, * as app from "../../src/index";
-import { instrument, installTimerAndFetchHolds, instrumentWorker } from "./instrument";
+import { instrument, installLogCount, installTimerAndFetchHolds, instrumentWorker } from "./instrument";
 
 installTimerAndFetchHolds();
+installLogCount();
 
 export const TaskCoordinator = instrument(app.TaskCoordinator, "TaskCoordinator");
 export const StatsShard = instrument(app.StatsShard, "StatsShard");

@@ -359,6 +359,26 @@ function countedMessage(m: Message<unknown>, settled: Set<Message<unknown>>): Me
 	};
 }
 
+let consoleInstalled = false;
+
+/**
+ * Counts every console line (each is a Workers Logs event), and keeps the task-end lines out of
+ * the test output: one per task, a thousand in the burst, and a line still on its way as the
+ * runtime shuts down races the runner's log channel.
+ */
+export function installLogCount(): void {
+	if (consoleInstalled) return;
+	consoleInstalled = true;
+	for (const level of ["log", "info", "warn", "error", "debug"] as const) {
+		const write = console[level].bind(console);
+		console[level] = (...args: unknown[]) => {
+			meter.logLine();
+			if (typeof args[0] === "string" && args[0].startsWith('{"event":"task.end"')) return;
+			write(...args);
+		};
+	}
+}
+
 let timersInstalled = false;
 
 /**

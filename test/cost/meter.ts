@@ -15,6 +15,8 @@
  * - Queue operations: a write per message sent, a read per message delivered, a delete per
  *   message acked, each per 64 KB (body + ~100 bytes of metadata).
  * - R2 operations: class A (writes, lists) and class B (reads).
+ * - Log lines: every `console` line the code writes (the task-end line, errors), each one Workers
+ *   Logs event; the execution log each invocation adds is derived from the invocations counted.
  * - Time awake: an object is awake (billed for duration) while it handles an event, has a
  *   `setTimeout`/`setInterval` pending, awaits an outgoing `fetch()` or stub call, or has a
  *   `waitUntil` promise open: the conditions under which Cloudflare's runtime may not hibernate
@@ -49,6 +51,8 @@ export interface Usage {
 	/** Queue operations, each per 64 KB: written (send), read (delivered), deleted (acked); and retries asked for. */
 	queue: { writes: number; reads: number; deletes: number; retries: number };
 	r2: { classA: number; classB: number };
+	/** Lines written to the console (each a Workers Logs event). */
+	logLines: number;
 }
 
 /** Bytes that make one queue operation, and the metadata each message carries (Queues pricing). */
@@ -106,6 +110,7 @@ export class Meter {
 			classes: {},
 			queue: { writes: 0, reads: 0, deletes: 0, retries: 0 },
 			r2: { classA: 0, classB: 0 },
+			logLines: 0,
 		};
 	}
 
@@ -265,6 +270,10 @@ export class Meter {
 
 	queueRetry(): void {
 		this.usage.queue.retries += 1;
+	}
+
+	logLine(): void {
+		this.usage.logLines += 1;
 	}
 
 	r2(method: string): void {

@@ -8,6 +8,10 @@
  *   SQLite rows; "each setAlarm() is billed as a single row written", "deletes are counted as
  *   rows written", 20 incoming WebSocket messages bill as one request, 128 MB per object)
  * - https://developers.cloudflare.com/queues/platform/pricing/  (per 64 KB written, read, deleted)
+ * - https://developers.cloudflare.com/workers/observability/logs/workers-logs/  (Workers Logs, on
+ *   in wrangler.toml's [observability]: $0.60 per million events past 20 million a month; "each
+ *   Workers invocation returns a single execution log", for fetch, queue, RPC, alarm and
+ *   WebSocket handlers alike, and every console line is an event of its own; read 2026-11-30)
  */
 import type { Usage } from "./meter";
 
@@ -33,6 +37,8 @@ export const PRICE = {
 	/** R2 class A (writes, lists): $4.50 per million; class B (reads): $0.36 per million. */
 	r2ClassA: 4.5 / 1e6,
 	r2ClassB: 0.36 / 1e6,
+	/** Per Workers Logs event (an invocation's execution log, a console line): $0.60 per million. */
+	logEvent: 0.6 / 1e6,
 } as const;
 
 /** Incoming WebSocket messages that bill as one Durable Object request. */
@@ -51,6 +57,8 @@ export interface BillingUnits {
 	queueOperations: number;
 	r2ClassA: number;
 	r2ClassB: number;
+	/** Workers Logs events: one execution log per invocation (Worker or object, WebSocket messages included) and one per console line. */
+	logEvents: number;
 }
 
 export function unitsOf(u: Usage): BillingUnits {
@@ -59,8 +67,11 @@ export function unitsOf(u: Usage): BillingUnits {
 	let awakeMs = 0;
 	let rowsRead = 0;
 	let rowsWritten = 0;
+	let objectInvocations = 0;
 	for (const c of Object.values(u.classes)) {
-		objectRequests += Object.values(c.rpc).reduce((a, b) => a + b, 0) + c.fetches + c.alarms;
+		const calls = Object.values(c.rpc).reduce((a, b) => a + b, 0) + c.fetches + c.alarms;
+		objectRequests += calls;
+		objectInvocations += calls + c.wsIncoming;
 		wsIncoming += c.wsIncoming;
 		awakeMs += c.awakeMs;
 		rowsRead += c.rowsRead;
@@ -78,6 +89,7 @@ export function unitsOf(u: Usage): BillingUnits {
 		queueOperations: u.queue.writes + u.queue.reads + u.queue.deletes,
 		r2ClassA: u.r2.classA,
 		r2ClassB: u.r2.classB,
+		logEvents: u.worker.fetch + u.worker.queue + objectInvocations + u.logLines,
 	};
 }
 
@@ -97,6 +109,8 @@ export interface Dollars {
 	rowsWritten: number;
 	queue: number;
 	r2: number;
+	/** Workers Logs (the [observability] wrangler.toml turns on). */
+	logs: number;
 	total: number;
 }
 
@@ -110,6 +124,7 @@ export function dollarsPerMillion(units: BillingUnits): Dollars {
 		rowsWritten: units.rowsWritten * PRICE.rowWritten * 1e6,
 		queue: units.queueOperations * PRICE.queueOperation * 1e6,
 		r2: (units.r2ClassA * PRICE.r2ClassA + units.r2ClassB * PRICE.r2ClassB) * 1e6,
+		logs: units.logEvents * PRICE.logEvent * 1e6,
 	};
 	return { ...lines, total: Object.values(lines).reduce((a, b) => a + b, 0) };
 }

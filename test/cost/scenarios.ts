@@ -78,8 +78,8 @@ const n = (v: number, digits = 2) => (Number.isInteger(v) ? String(v) : v.toFixe
 /** The README's cost table for measured scenarios (`taskSeconds` NaN: no seed column for that work). */
 export function costTable(rows: Measured[]): string {
 	const head =
-		"| scenario (per task) | Worker invocations | DO requests | awake, s | rows read | rows written | queue ops | R2 A / B | $ per 1M tasks | of which | seed on one GPU box, $ per 1M |";
-	const sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|";
+		"| scenario (per task) | Worker invocations | DO requests | awake, s | rows read | rows written | queue ops | R2 A / B | log events | $ per 1M tasks | of which | without logs | seed on one GPU box, $ per 1M |";
+	const sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|";
 	const lines = rows.map((r) => {
 		const u = r.perTask;
 		const d = r.dollars;
@@ -90,6 +90,7 @@ export function costTable(rows: Measured[]): string {
 			["Worker requests", d.workerRequests],
 			["queue", d.queue],
 			["R2", d.r2],
+			["logs", d.logs],
 		];
 		const biggest = [...parts]
 			.sort((a, b) => b[1] - a[1])
@@ -97,7 +98,7 @@ export function costTable(rows: Measured[]): string {
 			.slice(0, 3)
 			.map(([label, v]) => `${label} ${v.toFixed(2)}`)
 			.join(", ");
-		return `| ${r.name} | ${n(u.workerRequests)} | ${n(u.objectRequests)} | ${n(u.awakeS, 2)} | ${n(u.rowsRead)} | ${n(u.rowsWritten)} | ${n(u.queueOperations)} | ${n(u.r2ClassA)} / ${n(u.r2ClassB)} | ${d.total.toFixed(2)} | ${biggest} | ${Number.isNaN(r.seedDollars) ? "—" : r.seedDollars.toFixed(0)} |`;
+		return `| ${r.name} | ${n(u.workerRequests)} | ${n(u.objectRequests)} | ${n(u.awakeS, 2)} | ${n(u.rowsRead)} | ${n(u.rowsWritten)} | ${n(u.queueOperations)} | ${n(u.r2ClassA)} / ${n(u.r2ClassB)} | ${n(u.logEvents)} | ${d.total.toFixed(2)} | ${biggest} | ${(d.total - d.logs).toFixed(2)} | ${Number.isNaN(r.seedDollars) ? "—" : r.seedDollars.toFixed(0)} |`;
 	});
 	return [head, sep, ...lines].join("\n");
 }
