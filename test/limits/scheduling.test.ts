@@ -95,6 +95,19 @@ describe("a concurrency limit", () => {
 		expect(maxOverlap(tasks)).toBe(2);
 	});
 
+	it("holds with DISPATCH=direct too: the object asks the lane for its slot inside the submit; 20 at once never run more than 2", async () => {
+		const ids = Array.from({ length: 20 }, () => newId("direct"));
+		const answers = await Promise.all(
+			ids.map((id) => submitTask({ id, type: "sleep", input: { ms: 150 } }, { env: { DISPATCH: "direct" } })),
+		);
+		for (const a of answers) expect(a.res.status, a.text).toBe(202);
+		// The first to reach the empty lane is started before its answer (with the queue it says queued).
+		expect(answers.filter((a) => a.body.status === "running").length).toBeGreaterThanOrEqual(1);
+		const tasks = await Promise.all(ids.map((id) => settled(id, 40)));
+		for (const t of tasks) expect(t).toMatchObject({ status: "succeeded", attempts: 1, queue_position: null });
+		expect(maxOverlap(tasks)).toBe(2);
+	});
+
 	it("never touches a lane for a type without a limit", async () => {
 		const { body } = await submitTask({ type: "echo", input: 1 }, { wait: 10 });
 		expect(body.status).toBe("succeeded");
