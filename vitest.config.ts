@@ -47,8 +47,8 @@ function runtime(bindings: Record<string, unknown> = {}) {
 	});
 }
 
-// The Worker's static assets (the dashboard, public/) must exist before the runtime starts;
-// wrangler builds them itself for `dev` and `deploy`.
+// The dashboard's files, a module of the Worker (src/api/routes/dashboardFiles.js), must exist
+// before the runtime loads it; wrangler builds them itself for `dev` and `deploy`.
 execFileSync(process.execPath, ["scripts/buildDashboard.mjs"], { stdio: "inherit" });
 
 export default defineConfig({

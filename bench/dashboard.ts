@@ -10,9 +10,10 @@
  *   npm run bench:dashboard -- --tasks 200 --loads 11
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
@@ -30,9 +31,13 @@ const LOADS = Number(values.loads);
 const root = join(import.meta.dirname, "..");
 
 execFileSync(process.execPath, [join(root, "scripts/buildDashboard.mjs")], { stdio: "inherit" });
-for (const file of ["public/index.html", "public/dashboard/app.js", "public/dashboard/style.css"]) {
-	const bytes = readFileSync(join(root, file));
-	console.log(`${file}: ${(bytes.length / 1024).toFixed(1)} KiB raw, ${(gzipSync(bytes).length / 1024).toFixed(1)} KiB gzip`);
+// The built files, as the Worker serves them (a module of its bundle).
+const built = (await import(pathToFileURL(join(root, "src/api/routes/dashboardFiles.js")).href)) as {
+	default: Record<string, { body: string }>;
+};
+for (const path of ["/", "/dashboard/app.js", "/dashboard/style.css"]) {
+	const bytes = Buffer.from(built.default[path]?.body ?? "");
+	console.log(`${path}: ${(bytes.length / 1024).toFixed(1)} KiB raw, ${(gzipSync(bytes).length / 1024).toFixed(1)} KiB gzip`);
 }
 
 const state = mkdtempSync(join(tmpdir(), "edgetask-bench-dashboard-"));

@@ -409,10 +409,13 @@ function snapshotProject(dir: string, live: boolean, codeDir: string): Snapshot 
 	for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep, join(dir, "node_modules"));
 	cpSync(join(here, "floor"), join(dir, "bench-floor"), { recursive: true, filter: (f) => !f.includes(".wrangler") });
 	if (!live) {
+		// The dashboard's built files, which wrangler.toml's [build] makes (a fresh clone has none yet):
+		// a module in src/ (an older checkout: public/, which its [assets] serves).
+		const buildDashboard = join(codeDir, "scripts", "buildDashboard.mjs");
+		if (existsSync(buildDashboard)) execFileSync(process.execPath, [buildDashboard], { stdio: "inherit" });
 		cpSync(join(codeDir, "src"), join(dir, "src"), { recursive: true });
 		for (const f of ["wrangler.toml", "tsconfig.json", "package.json"])
 			if (existsSync(join(codeDir, f))) cpSync(join(codeDir, f), join(dir, f));
-		// The dashboard's built files, which wrangler.toml's [assets] serves (npm install builds them).
 		if (existsSync(join(codeDir, "public"))) cpSync(join(codeDir, "public"), join(dir, "public"), { recursive: true });
 	}
 	const from = live ? codeDir : dir;

@@ -1,49 +1,70 @@
 /**
- * Builds the dashboard (dashboard/ → public/, which the Worker serves through its ASSETS
- * binding): bundles dashboard/app.ts with the client it is built on (clients/js/src) into one
- * script, and copies the page and its stylesheet. wrangler runs it before `dev` and `deploy`
- * (`[build]` in wrangler.toml); vitest.config.ts runs it before the worker tests. Plain
+ * Builds the dashboard (dashboard/ → src/api/routes/dashboardFiles.js, gitignored): bundles
+ * dashboard/app.ts with the client it is built on (clients/js/src) into one script, and writes it,
+ * its source map, the page and its stylesheet into one ES module, each file with its Content-Type
+ * and ETag. The Worker imports that module and serves the files itself (src/api/routes/dashboard.ts):
+ * no static-assets binding, so no asset router stands in front of the API's requests.
+ *
+ * wrangler runs it before `dev` and `deploy` (`[build]` in wrangler.toml, which also re-runs it
+ * when dashboard/ changes); vitest.config.ts runs it before the in-runtime tests. Plain
  * JavaScript, so any Node that runs wrangler runs it.
  *
- * Several `wrangler dev` may start at once (the end-to-end tests) while others serve the files:
- * each file is written beside its place and renamed over it, so a reader never sees half a file,
- * and a file whose bytes did not change is left alone, so running servers see no change at all.
+ * Several `wrangler dev` may start at once (the end-to-end tests) while others serve the worker
+ * and watch src/: the module is written beside its place and renamed over it, so a reader never
+ * sees half a file, and it is left alone when its bytes did not change, so running servers do not
+ * reload.
  */
-import { build } from "esbuild";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const source = join(root, "dashboard");
-const out = join(root, "public");
-mkdirSync(join(out, "dashboard"), { recursive: true });
-// Outside public/, which running servers watch; on the same disk, so a rename moves a file into place.
-mkdirSync(join(root, ".wrangler"), { recursive: true });
-const scratch = mkdtempSync(join(root, ".wrangler", "dashboard-build-"));
-try {
-	await build({
-		entryPoints: [join(source, "app.ts")],
-		outfile: join(scratch, "app.js"),
-		bundle: true,
-		format: "esm",
-		platform: "browser",
-		target: "es2022",
-		minify: true,
-		sourcemap: "linked",
-		logLevel: "warning",
-	});
-	copyFileSync(join(source, "index.html"), join(scratch, "index.html"));
-	copyFileSync(join(source, "style.css"), join(scratch, "style.css"));
-	const place = (name, target) => {
-		const fresh = join(scratch, name);
-		if (existsSync(target) && readFileSync(target).equals(readFileSync(fresh))) return;
-		renameSync(fresh, target);
-	};
-	place("app.js", join(out, "dashboard", "app.js"));
-	place("app.js.map", join(out, "dashboard", "app.js.map"));
-	place("style.css", join(out, "dashboard", "style.css"));
-	place("index.html", join(out, "index.html"));
-} finally {
-	rmSync(scratch, { recursive: true, force: true });
+const target = join(root, "src", "api", "routes", "dashboardFiles.js");
+
+// The script and its map, in memory. The outfile only names them (app.js, app.js.map) and sets
+// the directory the map's source paths are relative to.
+const bundle = await build({
+	entryPoints: [join(source, "app.ts")],
+	outfile: join(root, ".wrangler", "dashboard-build", "app.js"),
+	write: false,
+	bundle: true,
+	format: "esm",
+	platform: "browser",
+	target: "es2022",
+	minify: true,
+	sourcemap: "linked",
+	logLevel: "warning",
+});
+const built = (name) => {
+	const file = bundle.outputFiles.find((f) => f.path.endsWith(`/${name}`));
+	if (!file) throw new Error(`esbuild wrote no ${name}`);
+	return file.text;
+};
+
+/** URL path → the file: what the static-assets router answered with before (same types, ETags of the content). */
+const files = {
+	"/": { type: "text/html; charset=utf-8", body: readFileSync(join(source, "index.html"), "utf8") },
+	"/dashboard/app.js": { type: "text/javascript; charset=utf-8", body: built("app.js") },
+	"/dashboard/app.js.map": { type: "application/json", body: built("app.js.map") },
+	"/dashboard/style.css": { type: "text/css; charset=utf-8", body: readFileSync(join(source, "style.css"), "utf8") },
+};
+const entries = Object.entries(files).map(([path, { type, body }]) => {
+	const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 32)}"`;
+	return `\t${JSON.stringify(path)}: { type: ${JSON.stringify(type)}, etag: ${JSON.stringify(etag)}, body: ${JSON.stringify(body)} },`;
+});
+const module = `// Generated by scripts/buildDashboard.mjs from dashboard/: do not edit (gitignored). Types: dashboardFiles.d.ts.\nexport default {\n${entries.join("\n")}\n};\n`;
+
+if (!existsSync(target) || readFileSync(target, "utf8") !== module) {
+	// Outside src/, which running servers watch; on the same disk, so a rename moves the file into place.
+	mkdirSync(join(root, ".wrangler"), { recursive: true });
+	const scratch = mkdtempSync(join(root, ".wrangler", "dashboard-build-"));
+	try {
+		writeFileSync(join(scratch, "dashboardFiles.js"), module);
+		renameSync(join(scratch, "dashboardFiles.js"), target);
+	} finally {
+		rmSync(scratch, { recursive: true, force: true });
+	}
 }

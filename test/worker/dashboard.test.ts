@@ -1,5 +1,5 @@
 /**
- * The dashboard's server side: its static files through the ASSETS binding with strict headers,
+ * The dashboard's server side: its files (built into the Worker's bundle) with strict headers and ETags,
  * open without a key while the API stays closed, and GET /v1/types, which its submit form reads.
  * (The page itself is tested in a real browser: test/e2e/dashboard.test.ts.)
  */
@@ -45,6 +45,47 @@ describe("the dashboard's files", () => {
 		const missing = await call("/dashboard/nope.js");
 		expect(missing.res.status).toBe(404);
 		expect(errorOf(missing.body).code).toBe("not_found");
+	});
+
+	it("answers each file's ETag with 304 (strong, weak or in a list), and a different one with the file", async () => {
+		for (const [path, type] of [
+			["/", /^text\/html; charset=utf-8$/],
+			["/dashboard/app.js", /^text\/javascript; charset=utf-8$/],
+			["/dashboard/style.css", /^text\/css; charset=utf-8$/],
+			["/dashboard/app.js.map", /^application\/json$/],
+		] as const) {
+			const first = await call(path);
+			expect(first.res.status, path).toBe(200);
+			expect(first.res.headers.get("content-type"), path).toMatch(type);
+			const etag = first.res.headers.get("etag") ?? "";
+			expect(etag, path).toMatch(/^"[0-9a-f]{32}"$/);
+			for (const ifNoneMatch of [etag, `W/${etag}`, `"0000", ${etag}`, "*"]) {
+				const again = await call(path, { headers: { "if-none-match": ifNoneMatch } });
+				expect(again.res.status, `${path} ${ifNoneMatch}`).toBe(304);
+				expect(again.text).toBe("");
+				expect(again.res.headers.get("etag")).toBe(etag);
+				expect(again.res.headers.get("content-security-policy")).toContain("default-src 'none'");
+			}
+			const stale = await call(path, { headers: { "if-none-match": '"0123456789abcdef0123456789abcdef"' } });
+			expect(stale.res.status, path).toBe(200);
+			expect(stale.text).toBe(first.text);
+			const head = await call(path, { method: "HEAD" });
+			expect(head.res.status, path).toBe(200);
+			expect(head.res.headers.get("etag")).toBe(etag);
+			expect(head.text).toBe("");
+		}
+		// Each file its own ETag, and the page links the files served here.
+		const tags = await Promise.all(
+			["/", "/dashboard/app.js", "/dashboard/style.css"].map(async (p) => (await call(p)).res.headers.get("etag")),
+		);
+		expect(new Set(tags).size).toBe(3);
+		const page = (await call("/")).text;
+		expect(page).toContain('href="/dashboard/style.css"');
+		const script = (await call("/dashboard/app.js")).text;
+		expect(script).toMatch(/\/\/# sourceMappingURL=app\.js\.map\s*$/);
+		const map = (await call("/dashboard/app.js.map")).body as { version: number; sources: string[] };
+		expect(map.version).toBe(3);
+		expect(map.sources.some((f) => f.endsWith("dashboard/app.ts"))).toBe(true);
 	});
 
 	it("needs no key (it holds no data) while the API it calls does", async () => {
