@@ -4,7 +4,7 @@
  * it without touching the rest, and takes its port from `--port` (after `--`), else `PORT`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../scripts/devServer";
@@ -74,7 +74,21 @@ const devVars = () => join(clone, ".dev.vars");
 describe("npm run dev", () => {
 	it("makes .dev.vars with a webhook secret on the first run, prints it, and keeps it after", async () => {
 		const port = await freePort();
+		const dashboardModule = join(clone, "src/api/routes/dashboardFiles.js");
+		expect(existsSync(dashboardModule)).toBe(false);
 		const first = await dev([], { PORT: String(port) }, port);
+		// wrangler's [build] made the dashboard's files, and the Worker serves them.
+		expect(existsSync(dashboardModule)).toBe(true);
+		const page = await request<string>(`http://127.0.0.1:${port}/`);
+		expect(page.status).toBe(200);
+		expect(page.headers.get("content-type")).toMatch(/^text\/html/);
+		expect(page.body).toContain('src="/dashboard/app.js"');
+		const script = await request<string>(`http://127.0.0.1:${port}/dashboard/app.js`);
+		expect(script.status).toBe(200);
+		expect(script.headers.get("content-type")).toMatch(/^text\/javascript/);
+		const etag = script.headers.get("etag") ?? "";
+		expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+		expect((await request(`http://127.0.0.1:${port}/dashboard/app.js`, { headers: { "if-none-match": etag } })).status).toBe(304);
 		const made = /^WEBHOOK_SECRET=(whsec_[A-Za-z0-9+/=]{44})$/m.exec(readFileSync(devVars(), "utf8"))?.[1];
 		expect(made, readFileSync(devVars(), "utf8")).toBeTruthy();
 		expect(first.output()).toContain(`WEBHOOK_SECRET=${made}`);
