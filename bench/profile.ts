@@ -1,6 +1,7 @@
 /**
  * Where the runtime's time goes under load: `node bench/profile.ts [-- --tasks N --conc C] [--var NAME:VALUE …]`
- * (`--var DISPATCH:direct` profiles the direct dispatch; any `[vars]` override, repeatable).
+ * (`--var DISPATCH:direct` profiles the direct dispatch; any `[vars]` override, repeatable), or
+ * `--floor contract|design` to profile a floor of bench/floor/worker.ts the same way, for comparison.
  *
  * Starts `wrangler dev` on this checkout (fresh state in a temp dir; do not edit src/ while it
  * runs: wrangler would reload), attaches to its DevTools inspector, samples the worker's V8 CPU
@@ -82,14 +83,27 @@ const tasks = option("--tasks", 1000);
 const conc = option("--conc", 50);
 const stateDir = mkdtempSync(join(tmpdir(), "edgetask-profile-"));
 const vars = varOverrides();
-const server = await startDevServer({ persistTo: stateDir, vars });
+/** `--floor NAME`: profile the floor worker's `POST /NAME` (bench/floor/worker.ts) instead of edgetask. */
+const floorIndex = process.argv.indexOf("--floor");
+const floor = floorIndex >= 0 ? (process.argv[floorIndex + 1] ?? "contract") : null;
+const server = await startDevServer({
+	persistTo: stateDir,
+	vars,
+	...(floor ? { config: join(import.meta.dirname, "floor", "wrangler.toml") } : {}),
+});
 try {
 	const submit = async () => {
-		const res = await fetch(`${server.url}/v1/tasks`, {
-			method: "POST",
-			headers: { "content-type": "application/json", prefer: "wait=30" },
-			body: JSON.stringify({ type: "sleep", input: { ms: 0 } }),
-		});
+		const res = floor
+			? await fetch(`${server.url}/${floor}`, {
+					method: "POST",
+					headers: { "content-type": "application/json" },
+					body: JSON.stringify({ ms: 0 }),
+				})
+			: await fetch(`${server.url}/v1/tasks`, {
+					method: "POST",
+					headers: { "content-type": "application/json", prefer: "wait=30" },
+					body: JSON.stringify({ type: "sleep", input: { ms: 0 } }),
+				});
 		await res.text();
 		return res.status;
 	};
@@ -103,6 +117,7 @@ try {
 	const seconds = (performance.now() - t0) / 1000;
 	const { profile } = await devtools.call<{ profile: Profile }>("Profiler.stop");
 	devtools.close();
+	if (floor) console.log(`floor worker: POST /${floor}`);
 	if (Object.keys(vars).length > 0) console.log(`vars: ${JSON.stringify(vars)}`);
 	console.log(`${results.length} tasks at concurrency ${conc} in ${seconds.toFixed(1)} s (${(results.length / seconds).toFixed(1)}/s)`);
 
