@@ -1,5 +1,7 @@
 /**
- * Where the runtime's time goes under load: `node bench/profile.ts [-- --tasks N --conc C]`.
+ * Where the runtime's time goes under load: `node bench/profile.ts [-- --tasks N --conc C] [--var NAME:VALUE …]`
+ * (`--var DISPATCH:direct` profiles the direct dispatch; any `[vars]` override, repeatable), or
+ * `--floor contract|design` to profile a floor of bench/floor/worker.ts the same way, for comparison.
  *
  * Starts `wrangler dev` on this checkout (fresh state in a temp dir; do not edit src/ while it
  * runs: wrangler would reload), attaches to its DevTools inspector, samples the worker's V8 CPU
@@ -66,17 +68,42 @@ function printTop(title: string, samples: Map<string, number>, total: number, ro
 	}
 }
 
+/** Every `--var NAME:VALUE`, as `[vars]` overrides for wrangler dev. */
+function varOverrides(): Record<string, string> {
+	const vars: Record<string, string> = {};
+	process.argv.forEach((arg, i) => {
+		const pair = arg === "--var" ? process.argv[i + 1] : undefined;
+		const colon = pair?.indexOf(":") ?? -1;
+		if (pair && colon > 0) vars[pair.slice(0, colon)] = pair.slice(colon + 1);
+	});
+	return vars;
+}
+
 const tasks = option("--tasks", 1000);
 const conc = option("--conc", 50);
 const stateDir = mkdtempSync(join(tmpdir(), "edgetask-profile-"));
-const server = await startDevServer({ persistTo: stateDir });
+const vars = varOverrides();
+/** `--floor NAME`: profile the floor worker's `POST /NAME` (bench/floor/worker.ts) instead of edgetask. */
+const floorIndex = process.argv.indexOf("--floor");
+const floor = floorIndex >= 0 ? (process.argv[floorIndex + 1] ?? "contract") : null;
+const server = await startDevServer({
+	persistTo: stateDir,
+	vars,
+	...(floor ? { config: join(import.meta.dirname, "floor", "wrangler.toml") } : {}),
+});
 try {
 	const submit = async () => {
-		const res = await fetch(`${server.url}/v1/tasks`, {
-			method: "POST",
-			headers: { "content-type": "application/json", prefer: "wait=30" },
-			body: JSON.stringify({ type: "sleep", input: { ms: 0 } }),
-		});
+		const res = floor
+			? await fetch(`${server.url}/${floor}`, {
+					method: "POST",
+					headers: { "content-type": "application/json" },
+					body: JSON.stringify({ ms: 0 }),
+				})
+			: await fetch(`${server.url}/v1/tasks`, {
+					method: "POST",
+					headers: { "content-type": "application/json", prefer: "wait=30" },
+					body: JSON.stringify({ type: "sleep", input: { ms: 0 } }),
+				});
 		await res.text();
 		return res.status;
 	};
@@ -90,6 +117,8 @@ try {
 	const seconds = (performance.now() - t0) / 1000;
 	const { profile } = await devtools.call<{ profile: Profile }>("Profiler.stop");
 	devtools.close();
+	if (floor) console.log(`floor worker: POST /${floor}`);
+	if (Object.keys(vars).length > 0) console.log(`vars: ${JSON.stringify(vars)}`);
 	console.log(`${results.length} tasks at concurrency ${conc} in ${seconds.toFixed(1)} s (${(results.length / seconds).toFixed(1)}/s)`);
 
 	const nodes = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
@@ -114,9 +143,20 @@ try {
 			nativeByCaller.set(key, (nativeByCaller.get(key) ?? 0) + 1);
 		}
 	}
+	/** Total time per function: samples with it anywhere on their stack (counted once per sample). */
+	const inclusive = new Map<string, number>();
+	for (const id of profile.samples) {
+		const seen = new Set<string>();
+		for (let node: number | undefined = id; node !== undefined; node = parents.get(node)) {
+			const f = nodes.get(node)!;
+			if (f.url) seen.add(name(f));
+		}
+		for (const key of seen) inclusive.set(key, (inclusive.get(key) ?? 0) + 1);
+	}
 	printTop("self time by function (bundle line numbers: .wrangler/tmp/dev-*/index.js)", byFunction, profile.samples.length);
 	printTop("runtime calls (SQLite exec, setAlarm, …) by caller", nativeByCaller, profile.samples.length, 15);
 	printTop("self time by file", byFile, profile.samples.length, 10);
+	printTop("total time (self + callees) by bundle function", inclusive, profile.samples.length, 60);
 } finally {
 	await server.stop();
 	rmSync(stateDir, { recursive: true, force: true });

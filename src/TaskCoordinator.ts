@@ -11,7 +11,9 @@ import { PROGRESS_EVENTS_PER_S, snapshotEvent, type TaskEvent, type TaskEventTyp
 import { Fanout, MAX_FOLLOWERS } from "./task/fanout";
 import {
 	inLine,
+	iso,
 	isTerminal,
+	metricsOf,
 	toTask,
 	type Json,
 	type Task,
@@ -171,9 +173,13 @@ export class TaskCoordinator extends DurableObject<Env> {
 
 	/** Stores a new task, or reports the one already stored under this id. */
 	async create(spec: TaskSpec): Promise<{ outcome: CreateOutcome; task: Task }> {
-		if (this.record) {
-			return { outcome: this.record.fingerprint === spec.fingerprint ? "existing" : "conflict", task: this.task() };
-		}
+		const outcome = await this.storeTask(spec);
+		return { outcome, task: this.task() };
+	}
+
+	/** `create` without the answer's view of the task (`submit` makes its own once the task is dispatched). */
+	private async storeTask(spec: TaskSpec): Promise<CreateOutcome> {
+		if (this.record) return this.record.fingerprint === spec.fingerprint ? "existing" : "conflict";
 		const now = Date.now();
 		this.terminalReported = false;
 		// Every task creates a database, so it creates as little as it can: no separate index for
@@ -208,7 +214,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 		const createdAt = new Date(now).toISOString();
 		const runAt = new Date(this.record.runAt).toISOString();
 		await this.save("queued", { status: "queued", priority: spec.priority, created_at: createdAt, run_at: runAt });
-		return { outcome: "created", task: this.task() };
+		return "created";
 	}
 
 	/**
@@ -217,7 +223,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * A failed send loses nothing: the recovery alarm re-sends a message that never arrived.
 	 */
 	async submit(spec: TaskSpec, waitMs: number, dispatch: "queue" | "direct" = "queue"): Promise<{ outcome: CreateOutcome; task: Task }> {
-		const { outcome } = await this.create(spec);
+		const outcome = await this.storeTask(spec);
 		if (outcome === "created" && this.record?.pull) {
 			await this.pullTask.submitted(this.record);
 		} else if (outcome === "created" && dispatch === "direct") {
@@ -489,7 +495,8 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (Date.now() < r.runAfter) return false;
 		let granted: boolean;
 		try {
-			granted = await this.slot.acquire(r, this.watched());
+			// Whether it is watched matters only to a lane: a type without a limit never asks.
+			granted = await this.slot.acquire(r, () => this.watched());
 		} catch (e) {
 			if (!(e instanceof ConfigError)) throw e;
 			// Limits that no longer parse (changed since submit): fail clearly rather than wait forever.
@@ -709,15 +716,15 @@ export class TaskCoordinator extends DurableObject<Env> {
 		r.expiresAt = now + r.ttlS * 1000;
 		this.slot.release(r);
 		if (status === "succeeded") r.progress = { percent: 100, message: r.progress?.message ?? null };
-		const task = this.task();
 		try {
+			// The fields of the public view that ended (as toTask shows them), without building the whole view.
 			this.commit(status, {
 				status,
-				output: task.output,
-				error: task.error,
-				progress: task.progress,
-				finished_at: task.finished_at,
-				metrics: task.metrics,
+				output: r.output ?? null,
+				error: r.error,
+				progress: r.progress,
+				finished_at: iso(r.finishedAt),
+				metrics: metricsOf(r),
 			});
 		} catch (e) {
 			Object.assign(r, before);
@@ -809,10 +816,12 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (!progressOnly) r.version += 1;
 		const event: TaskEvent | null = type && data ? { task_id: r.id, seq: r.eventSeq + 1, type, at: new Date().toISOString(), data } : null;
 		if (event) r.eventSeq = event.seq;
+		// Serialised once: the same text is stored and sent to sockets and streams.
+		const json = event ? JSON.stringify(event) : "";
 		let wantsWebhook: boolean;
 		try {
 			wantsWebhook = this.ctx.storage.transactionSync(() => {
-				if (event) this.storeEvent(event);
+				if (event) this.storeEvent(event, json);
 				if (!progressOnly) this.persist();
 				// Last: the outbox changes its memory only once its own write is done.
 				return event ? this.webhooks.add(r, event) : false;
@@ -825,13 +834,13 @@ export class TaskCoordinator extends DurableObject<Env> {
 		if (event?.type === "progress") this.progressSeq = event.seq;
 		// Progress changes no status: the health shard has nothing to learn from it.
 		if (!progressOnly) this.health.changed(r, this.heldOpen(r));
-		if (event) this.publish(event, r, wantsWebhook);
+		if (event) this.publish(event, json, r, wantsWebhook);
 	}
 
 	/** Tells subscribers, followers and waiters of a stored event, and makes its webhook's first attempt. */
-	private publish(event: TaskEvent, r: TaskRecord, wantsWebhook: boolean): void {
+	private publish(event: TaskEvent, json: string, r: TaskRecord, wantsWebhook: boolean): void {
 		const followers = this.followers();
-		this.fanout.publish(event, [...followers], (hub) => void this.unfollow(hub));
+		this.fanout.publish(event, json, [...followers], (hub) => void this.unfollow(hub));
 		if (isTerminal(r.status) && followers.size > 0) {
 			this.sql.exec("DELETE FROM followers");
 			followers.clear();
@@ -845,8 +854,7 @@ export class TaskCoordinator extends DurableObject<Env> {
 	 * webhook still owes that one (then it stays until its delivery is over: `pruneProgress`),
 	 * and a position event replaces the previous one (no webhook is ever owed a `queued` event).
 	 */
-	private storeEvent(event: TaskEvent): void {
-		const json = JSON.stringify(event);
+	private storeEvent(event: TaskEvent, json: string): void {
 		if (event.type === "queued" && !("status" in event.data)) {
 			this.sql.exec("DELETE FROM events WHERE type = 'queue_position'");
 			this.sql.exec("INSERT INTO events (seq, type, event) VALUES (?, 'queue_position', ?)", event.seq, json);

@@ -33,11 +33,26 @@ async function sha256(text: string): Promise<ArrayBuffer> {
 /** Digests of the configured keys, computed once per isolate (per API_KEYS value). */
 let keyDigests: { source: string; digests: Promise<ArrayBuffer[]> } | null = null;
 
+/**
+ * The SHA-256 of a request's bearer key, computed once per request: authorization and the
+ * submission limiter's client key (admission.ts) both need it. Incoming headers cannot change.
+ */
+const presentedDigests = new WeakMap<Request, Promise<ArrayBuffer>>();
+
+export function bearerDigest(request: Request, key: string): Promise<ArrayBuffer> {
+	let digest = presentedDigests.get(request);
+	if (!digest) {
+		digest = sha256(key);
+		presentedDigests.set(request, digest);
+	}
+	return digest;
+}
+
 /** Constant-time membership: hashes make the lengths equal, timingSafeEqual compares. */
-export async function isValidKey(env: Env, presented: string): Promise<boolean> {
+export async function isValidKey(env: Env, presented: string, presentedDigest: Promise<ArrayBuffer> = sha256(presented)): Promise<boolean> {
 	const source = env.API_KEYS ?? "";
 	if (keyDigests?.source !== source) keyDigests = { source, digests: Promise.all(apiKeys(env).map(sha256)) };
-	const digest = await sha256(presented);
+	const digest = await presentedDigest;
 	let found = false;
 	for (const known of await keyDigests.digests) {
 		if (crypto.subtle.timingSafeEqual(digest, known)) found = true;
@@ -103,7 +118,7 @@ export type Access = "open" | "key" | "task-token" | "anonymous";
 export async function authorize(env: Env, request: Request): Promise<Access> {
 	if (!authRequired(env)) return "open";
 	const key = bearer(request);
-	if (key && (await isValidKey(env, key))) return "key";
+	if (key && (await isValidKey(env, key, bearerDigest(request, key)))) return "key";
 	const url = new URL(request.url);
 	const token = url.searchParams.get("token");
 	const task = TASK_PATH.exec(url.pathname);

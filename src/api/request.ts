@@ -19,11 +19,15 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<unknow
 	return parseJson(bytes);
 }
 
+/** One decoder for every body: a whole-buffer `decode` (no `stream`) keeps no state between calls. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const encoder = new TextEncoder();
+
 /** Parses JSON bytes (UTF-8, nesting at most MAX_JSON_DEPTH): 400 with the reason otherwise. */
 export function parseJson(bytes: ArrayBuffer | Uint8Array): unknown {
 	let text: string;
 	try {
-		text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+		text = utf8.decode(bytes);
 	} catch {
 		throw new ApiError(400, "invalid_json", "Body is not valid UTF-8");
 	}
@@ -98,7 +102,7 @@ export function preferredWait(c: Context): number | null {
 
 /** A stable hash of a JSON value (keys sorted), to tell a repeated submission from a different one. */
 export async function fingerprint(value: unknown): Promise<string> {
-	const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(value)));
+	const digest = await crypto.subtle.digest("SHA-256", encoder.encode(canonicalJson(value)));
 	return toBase64(digest);
 }
 

@@ -13,15 +13,15 @@ const TOKEN_SLACK_S = 86_400;
 export async function taskUrls(c: Context<App>, id: string, tokenTtlS: number) {
 	const path = `/v1/tasks/${encodeURIComponent(id)}`;
 	const query = apiKeys(c.env).length > 0 ? `?token=${await taskToken(c.env, id, tokenTtlS)}` : "";
-	const http = new URL(path, c.req.url);
-	const ws = new URL(http);
-	ws.protocol = http.protocol === "https:" ? "wss:" : "ws:";
+	const http = new URL(path, c.req.url).href;
+	// The same URL with a WebSocket scheme (http: → ws:, https: → wss:), without parsing it again.
+	const ws = `ws${http.slice(4)}`;
 	return {
-		get: `${http.href}${query}`,
-		ws: `${ws.href}/ws${query}`,
-		events: `${http.href}/events${query}`,
-		cancel: `${http.href}/cancel${query}`,
-		output: `${http.href}/output${query}`,
+		get: `${http}${query}`,
+		ws: `${ws}/ws${query}`,
+		events: `${http}/events${query}`,
+		cancel: `${http}/cancel${query}`,
+		output: `${http}/output${query}`,
 	};
 }
 

@@ -28,6 +28,8 @@ export interface ProcessorFiles {
 /** R2 deletes at most this many keys per call. */
 const DELETE_BATCH = 1000;
 
+const encoder = new TextEncoder();
+
 /**
  * The files a task owns, kept in its object's SQLite (a `files` table made on first use, so tasks
  * without files pay nothing): file outputs, JSON outputs moved to R2, and images fetched from a
@@ -88,7 +90,7 @@ export class TaskFiles {
 		// What can be stored at all is decided in one place (task/storable.ts).
 		const stored = storableOutput(output, settings(this.env).maxOutputBytes);
 		if (!stored.ok) throw new PermanentError(stored.error.message, stored.error.code);
-		const bytes = new TextEncoder().encode(stored.json);
+		const bytes = encoder.encode(stored.json);
 		if (bytes.byteLength <= INLINE_OUTPUT_BYTES) return stored.output;
 		const { sha256: _sha256, ...ref } = await this.store(taskId, bytes, "application/json");
 		return ref;

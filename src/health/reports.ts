@@ -15,6 +15,8 @@ const ACK_POLL_MS = 10;
 
 interface Outgoing {
 	report: StatusReport;
+	/** When the batch carrying it is sent: it cannot be answered before then. */
+	dueAt: number;
 	/** Set by the sender: the call ended, and whether the shard has the report. */
 	settled: boolean;
 	acknowledged: boolean;
@@ -126,10 +128,19 @@ export class HealthReports {
 		return this.acknowledged(this.enqueue(this.shardOf(r), { id: r.id, version, status: null, createdAt: r.createdAt }));
 	}
 
-	/** Waits (at most ACK_WAIT_MS) for the batch carrying `entry` to be answered; true when the shard has it. */
+	/**
+	 * Waits (at most ACK_WAIT_MS) for the batch carrying `entry` to be answered; true when the shard
+	 * has it. The first look is one poll after the batch is due: a look before it could not find an
+	 * answer, and each look is a timer event of the task's object.
+	 */
 	private async acknowledged(entry: Outgoing): Promise<boolean> {
-		const giveUpAt = Date.now() + ACK_WAIT_MS;
-		while (!entry.settled && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS));
+		const now = Date.now();
+		const giveUpAt = now + ACK_WAIT_MS;
+		let waitMs = Math.max(ACK_POLL_MS, entry.dueAt - now + ACK_POLL_MS);
+		while (!entry.settled && Date.now() < giveUpAt) {
+			await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, Math.max(1, giveUpAt - Date.now()))));
+			waitMs = ACK_POLL_MS;
+		}
 		return entry.acknowledged;
 	}
 
@@ -148,7 +159,7 @@ export class HealthReports {
 	 * same task still waiting there is replaced: the shard only needs the latest.
 	 */
 	private enqueue(shard: number, report: StatusReport): Outgoing {
-		const entry: Outgoing = { report, settled: false, acknowledged: false };
+		const entry: Outgoing = { report, dueAt: 0, settled: false, acknowledged: false };
 		const list = outbox.get(shard);
 		const stale = list?.findIndex((e) => e.report.id === report.id && e.report.status !== null && !isTerminal(e.report.status)) ?? -1;
 		if (list && stale >= 0) list[stale] = entry;
@@ -159,6 +170,7 @@ export class HealthReports {
 			batchDueAt = now + BATCH_WINDOW_MS;
 			this.ctx.waitUntil(sendBatchAfter(this.env, BATCH_WINDOW_MS));
 		}
+		entry.dueAt = batchDueAt;
 		return entry;
 	}
 }

@@ -1,4 +1,4 @@
-import { NO_DELIVERIES, toTask, type TaskRecord } from "../task/model";
+import { metricsOf, type TaskRecord } from "../task/model";
 
 /**
  * The one log line a task writes when it ends, as JSON so Workers Logs indexes every field
@@ -20,7 +20,7 @@ export interface TaskEndLog {
 
 /** The log line of a task that has just reached a terminal status. */
 export function taskEndLog(r: TaskRecord): TaskEndLog {
-	const { metrics } = toTask(r, NO_DELIVERIES);
+	const metrics = metricsOf(r);
 	return {
 		event: "task.end",
 		id: r.id,

@@ -55,7 +55,7 @@ export class TaskSlot implements PlaceInLine {
 	 * when it asks again if it hears nothing) and its lane pushes the slot to it when its turn
 	 * comes. Throws ConfigError when the limits are misconfigured.
 	 */
-	async acquire(r: TaskRecord, watched: boolean): Promise<boolean> {
+	async acquire(r: TaskRecord, watched: () => boolean): Promise<boolean> {
 		const lane = laneOf(this.env, r.type, r.input);
 		if (!lane) {
 			// A limit that was removed since the task joined a line: leave it.
@@ -69,7 +69,7 @@ export class TaskSlot implements PlaceInLine {
 		const rank = rankOf(r.runAt, r.priority, settings(this.env).priorityOffsetS);
 		let answer;
 		try {
-			answer = await this.stub(lane.lane).acquire({ lane: lane.lane, taskId: r.id, rank, limit: lane.concurrency, watched });
+			answer = await this.stub(lane.lane).acquire({ lane: lane.lane, taskId: r.id, rank, limit: lane.concurrency, watched: watched() });
 		} catch (e) {
 			console.error(`task ${r.id}: lane ${lane.lane} unreachable, asking again: ${String(e)}`);
 			r.runAfter = Date.now() + UNREACHABLE_RETRY_MS;

@@ -37,8 +37,8 @@ export function snapshotEvent(task: Task, seq: number): TaskEvent {
 }
 
 /** Server-Sent Events framing: `event:` is the type, `id:` the sequence (so Last-Event-ID resumes). */
-export function sseFrame(event: TaskEvent): string {
-	return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+export function sseFrame(event: TaskEvent, json: string = JSON.stringify(event)): string {
+	return `id: ${event.seq}\nevent: ${event.type}\ndata: ${json}\n\n`;
 }
 
 /** Most progress events a task sends per second: faster calls are coalesced to the latest. */

@@ -72,12 +72,18 @@ export class Fanout {
 		return readable;
 	}
 
-	/** Pushes an event to every subscriber; a terminal event also releases and closes them all. */
-	publish(event: TaskEvent, followers: string[], onGone: (hub: string) => void): void {
-		const json = JSON.stringify(event);
-		for (const ws of this.ctx.getWebSockets()) sendJson(ws, json);
-		const frame = sseFrame(event);
-		for (const writer of this.streams) this.write(writer, frame);
+	/**
+	 * Pushes an event to every subscriber; a terminal event also releases and closes them all.
+	 * `json` is the event as stored: the same text goes to sockets and streams, and nothing is
+	 * serialised for a kind of subscriber the task does not have.
+	 */
+	publish(event: TaskEvent, json: string, followers: string[], onGone: (hub: string) => void): void {
+		const sockets = this.ctx.getWebSockets();
+		for (const ws of sockets) sendJson(ws, json);
+		if (this.streams.size > 0) {
+			const frame = sseFrame(event, json);
+			for (const writer of this.streams) this.write(writer, frame);
+		}
 		for (const hub of followers) {
 			const relayed: Promise<void> = (this.relays.get(hub) ?? Promise.resolve())
 				.then(() => this.env.HUBS.getByName(hub).relay(event))
@@ -91,13 +97,13 @@ export class Fanout {
 			this.relays.set(hub, relayed);
 			this.ctx.waitUntil(relayed);
 		}
-		if (isTerminalEvent(event)) this.end();
+		if (isTerminalEvent(event)) this.end(sockets);
 	}
 
 	/** Releases long-polls and closes sockets (1000) and streams. */
-	end(): void {
+	end(sockets: WebSocket[] = this.ctx.getWebSockets()): void {
 		for (const release of [...this.waiters]) release();
-		for (const ws of this.ctx.getWebSockets()) closeSocket(ws, 1000, "task finished");
+		for (const ws of sockets) closeSocket(ws, 1000, "task finished");
 		for (const writer of [...this.streams]) {
 			writer.close().catch(() => {});
 			this.dropStream(writer);

@@ -218,8 +218,17 @@ export function withSchedulingDefaults(stored: TaskRecord): TaskRecord {
 	};
 }
 
-function iso(ms: number | null): string | null {
+export function iso(ms: number | null): string | null {
 	return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** A task's `metrics` (queue, run and total time in ms) as its record stands. */
+export function metricsOf(r: TaskRecord): Task["metrics"] {
+	return {
+		queue_ms: r.startedAt === null ? null : r.startedAt - r.createdAt,
+		run_ms: r.runMs,
+		total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
+	};
 }
 
 /** The public view of a stored task; `webhook` is its outbox's view (unused when the task has no webhook). */
@@ -241,11 +250,7 @@ export function toTask(r: TaskRecord, webhook: WebhookView): Task {
 		run_at: new Date(r.runAt).toISOString(),
 		started_at: iso(r.startedAt),
 		finished_at: iso(r.finishedAt),
-		metrics: {
-			queue_ms: r.startedAt === null ? null : r.startedAt - r.createdAt,
-			run_ms: r.runMs,
-			total_ms: r.finishedAt === null ? null : r.finishedAt - r.createdAt,
-		},
+		metrics: metricsOf(r),
 		webhook: r.webhook === null ? null : { url: r.webhook, events: r.webhookEvents, ...webhook },
 	};
 }
