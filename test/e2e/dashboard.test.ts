@@ -181,20 +181,11 @@ describe("the dashboard in Chromium, with API keys on", () => {
 	it("cancels a running task from its row", async () => {
 		const id = await submitFromForm("sleep", { ms: 60_000 });
 		await expect.poll(() => statusOf(id), { timeout: 20_000 }).toBe("running");
-		expect(
-			await row(id)
-				.getByRole("button", { name: `Cancel task ${id}` })
-				.isEnabled(),
-		).toBe(true);
-		await row(id)
-			.getByRole("button", { name: `Cancel task ${id}` })
-			.click();
+		const cancelButton = () => row(id).getByRole("button", { name: `Cancel task ${id}` });
+		expect(await cancelButton().isEnabled()).toBe(true);
+		await cancelButton().click();
 		await expect.poll(() => statusOf(id), { timeout: 10_000 }).toBe("canceled");
-		expect(
-			await row(id)
-				.getByRole("button", { name: `Cancel task ${id}` })
-				.isDisabled(),
-		).toBe(true);
+		expect(await cancelButton().isDisabled()).toBe(true);
 		expect((await api.get(id)).status).toBe("canceled");
 		await shot("04-canceled");
 	});
