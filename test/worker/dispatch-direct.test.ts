@@ -32,6 +32,14 @@ describe("DISPATCH=direct", () => {
 		expect(done).toMatchObject({ status: "succeeded", attempts: 1, output: { slept_ms: 1500 } });
 	});
 
+	it("takes any other value as the queue: a misspelled DISPATCH still answers queued, not running", async () => {
+		const id = newId("misspelled");
+		const submitted = await submitTask({ id, type: "sleep", input: { ms: 10 } }, { env: { DISPATCH: "Direct " } });
+		expect(submitted.res.status, submitted.text).toBe(202);
+		expect(submitted.body).toMatchObject({ id, status: "queued", attempts: 0 });
+		expect(await settled(id)).toMatchObject({ status: "succeeded", attempts: 1 });
+	});
+
 	it("answers a no-op task's result in the submit itself with Prefer: wait", async () => {
 		const { res, body } = await submitTask({ type: "echo", input: { a: 1 } }, { wait: 10, env: DIRECT });
 		expect(res.status).toBe(200);
