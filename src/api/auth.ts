@@ -48,8 +48,8 @@ export function bearerDigest(request: Request, key: string): Promise<ArrayBuffer
 	return digest;
 }
 
-/** Constant-time membership: hashes make the lengths equal, timingSafeEqual compares. */
-export async function isValidKey(env: Env, presented: string, presentedDigest: Promise<ArrayBuffer> = sha256(presented)): Promise<boolean> {
+/** Constant-time membership of a presented key, by its digest: hashes make the lengths equal, timingSafeEqual compares. */
+export async function isValidKey(env: Env, presentedDigest: Promise<ArrayBuffer>): Promise<boolean> {
 	const source = env.API_KEYS ?? "";
 	if (keyDigests?.source !== source) keyDigests = { source, digests: Promise.all(apiKeys(env).map(sha256)) };
 	const digest = await presentedDigest;
@@ -118,7 +118,7 @@ export type Access = "open" | "key" | "task-token" | "anonymous";
 export async function authorize(env: Env, request: Request): Promise<Access> {
 	if (!authRequired(env)) return "open";
 	const key = bearer(request);
-	if (key && (await isValidKey(env, key, bearerDigest(request, key)))) return "key";
+	if (key && (await isValidKey(env, bearerDigest(request, key)))) return "key";
 	const url = new URL(request.url);
 	const token = url.searchParams.get("token");
 	const task = TASK_PATH.exec(url.pathname);
